@@ -1,0 +1,53 @@
+# Two commands do all the set-up:
+#   make lab    create .venv, install course_utils and the notebook stack, start JupyterLab
+#   make test   create/reuse .venv and run unit tests + every notebook (fast mode, nbval lax)
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CI pins exact versions; pass CONSTRAINTS= to let pip pick the newest allowed.
+CONSTRAINTS ?= constraints/ci.txt
+PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
+KERNEL ?= course
+PORT ?= 8888
+PYTEST_ARGS ?=
+STAMP := $(VENV)/.installed
+
+.PHONY: venv lab test test-unit test-notebooks notebooks benchmark release clean-venv clean-cache
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	@test -n "$(PYTHON)" || { echo "No python3 found: install Python 3.11 first."; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(PIP_C) -e ".[test]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (course)" >/dev/null
+	$(BIN)/python -c "import course_utils; course_utils.env_report()"
+	touch $(STAMP)
+
+lab: venv
+	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT)
+
+test: venv
+	COURSE_FAST=$${COURSE_FAST:-1} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	COURSE_FAST=1 $(BIN)/python -m pytest tests --ignore=tests/notebooks $(PYTEST_ARGS)
+
+# Run one notebook's tests, e.g. `make test-notebook NB=01`
+test-notebook: venv
+	COURSE_FAST=1 $(BIN)/python -m pytest tests/notebooks -k "$(NB)" $(PYTEST_ARGS)
+
+# Regenerate the .ipynb files from their paired percent scripts.
+notebooks: venv
+	$(BIN)/jupytext --sync notebooks/*.py
+
+benchmark: venv
+	$(BIN)/python benchmarks/bench_fit.py
+
+clean-venv:
+	rm -rf $(VENV)
+
+clean-cache:
+	rm -rf .cache

@@ -1,0 +1,295 @@
+"""One place for the course's run-time settings.
+
+Everything that differs between a student's laptop, Colab, a GPU box and CI is
+decided here, once:
+
+* ``COURSE_FAST``: fast mode (``1``/``true``) shrinks data sizes and epochs so
+  that every notebook runs in a few minutes on two CPU cores. Use
+  :func:`pick` to choose a value for the current mode.
+* ``COURSE_DATA_DIR``: where real data sets live (default: ``data/`` in the
+  repository, or ``~/course_data`` for an installed package). It may be
+  read-only; nothing is ever written there except by explicit downloads.
+* ``COURSE_CACHE_DIR``: decoded-tensor caches, features, compiled UMAP code
+  (default: ``.cache/`` in the repository, or ``~/.cache/course_utils``).
+* :func:`resolve_device`: CUDA, then Apple MPS, then CPU, or a string you pass.
+* :func:`seed_everything`: Python, NumPy and PyTorch seeds in one call.
+* :func:`env_report`: the first cell of every notebook.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+__all__ = [
+    "Settings",
+    "get_settings",
+    "is_fast",
+    "pick",
+    "data_dir",
+    "cache_dir",
+    "seed_everything",
+    "resolve_device",
+    "DATASET_MARKERS",
+    "datasets_present",
+    "in_colab",
+    "env_report",
+]
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+#: Package directory and (when installed from a clone) the repository root.
+PACKAGE_DIR = Path(__file__).resolve().parent
+_REPO_ROOT = PACKAGE_DIR.parent
+IN_REPO = (_REPO_ROOT / "pyproject.toml").is_file() and (_REPO_ROOT / "notebooks").is_dir()
+
+#: For each data set, the path (relative to the data directory) whose
+#: presence means "this data set is here". Loaders use the same markers.
+DATASET_MARKERS: dict[str, str] = {
+    "orl_faces": "orl_faces/s1",
+    "fairface": "fairface/fairface_label_val.csv",
+    "fairface_full_labels": "fairface/labels_full",
+    "lfw": "lfw",
+    "utkface": "utkface",
+    "cifar10": "cifar-10-batches-py",
+    "fashion_mnist": "FashionMNIST/raw",
+}
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{name}={raw!r} is not a yes/no value; use 1 or 0.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A snapshot of the settings read from the environment.
+
+    Attributes:
+        fast: fast mode (small data, few epochs).
+        data_dir: folder holding real data sets in their official layouts.
+        cache_dir: folder for caches (never inside ``data_dir``).
+        seed: default seed used by :func:`seed_everything`.
+        data_dir_from_env: whether ``data_dir`` came from ``COURSE_DATA_DIR``.
+    """
+
+    fast: bool
+    data_dir: Path
+    cache_dir: Path
+    seed: int = 0
+    data_dir_from_env: bool = False
+
+
+def _default_data_dir() -> Path:
+    return _REPO_ROOT / "data" if IN_REPO else Path.home() / "course_data"
+
+
+def _default_cache_dir() -> Path:
+    return _REPO_ROOT / ".cache" if IN_REPO else Path.home() / ".cache" / "course_utils"
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment (cheap; call it whenever needed)."""
+    raw_data = os.environ.get("COURSE_DATA_DIR", "").strip()
+    raw_cache = os.environ.get("COURSE_CACHE_DIR", "").strip()
+    seed = int(os.environ.get("COURSE_SEED", "0"))
+    return Settings(
+        fast=_env_flag("COURSE_FAST", False),
+        data_dir=Path(raw_data).expanduser().resolve() if raw_data else _default_data_dir(),
+        cache_dir=Path(raw_cache).expanduser().resolve() if raw_cache else _default_cache_dir(),
+        seed=seed,
+        data_dir_from_env=bool(raw_data),
+    )
+
+
+def is_fast() -> bool:
+    """Whether fast mode is on (``COURSE_FAST=1``)."""
+    return get_settings().fast
+
+
+def pick(*, fast: T, full: T) -> T:
+    """Return ``fast`` in fast mode and ``full`` otherwise.
+
+    Example:
+        ``epochs = pick(fast=2, full=30)``
+    """
+    return fast if is_fast() else full
+
+
+def data_dir(*, must_exist: bool = False) -> Path:
+    """The data directory.
+
+    Args:
+        must_exist: raise ``FileNotFoundError`` with a fix when it is missing.
+    """
+    path = get_settings().data_dir
+    if must_exist and not path.is_dir():
+        raise FileNotFoundError(
+            f"The data directory {path} does not exist. Create it, or point "
+            "COURSE_DATA_DIR at the folder that holds your data sets "
+            "(see data/README.md for what goes there)."
+        )
+    return path
+
+
+def cache_dir(*parts: str) -> Path:
+    """A sub-folder of the cache directory, created on demand."""
+    path = get_settings().cache_dir.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def seed_everything(seed: int | None = None, *, deterministic: bool = False) -> int:
+    """Seed Python, NumPy and PyTorch (all devices).
+
+    Args:
+        seed: the seed; ``None`` uses ``COURSE_SEED`` (default 0).
+        deterministic: also ask PyTorch for deterministic kernels (slower on GPU).
+
+    Returns:
+        The seed used.
+    """
+    if seed is None:
+        seed = get_settings().seed
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    return seed
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """Pick the device to compute on.
+
+    Args:
+        device: ``None`` or ``"auto"`` picks CUDA, then Apple MPS, then CPU.
+            Otherwise any string PyTorch understands (``"cpu"``, ``"cuda"``,
+            ``"cuda:1"``, ``"mps"``), or a ``torch.device``.
+
+    Raises:
+        ValueError: the string names no device type, or the device asked
+            for is not available on this machine.
+    """
+    if isinstance(device, torch.device):
+        dev = device
+    elif device is None or (isinstance(device, str) and device.strip().lower() == "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    else:
+        try:
+            dev = torch.device(str(device).strip().lower())
+        except (RuntimeError, ValueError) as err:
+            raise ValueError(
+                f"Unknown device {device!r}. Use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
+            ) from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"Device {device!r} asked for, but CUDA is not available here. "
+                "Use device='auto' (or 'cpu'); on Colab choose Runtime > Change runtime type > GPU."
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"Device {device!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) exist."
+            )
+    elif dev.type == "mps" and not _mps_available():
+        raise ValueError(f"Device {device!r} asked for, but Apple MPS is not available. Use 'auto' or 'cpu'.")
+    elif dev.type not in {"cpu", "cuda", "mps"}:
+        raise ValueError(f"Device type {dev.type!r} is not supported by the course; use 'cpu', 'cuda' or 'mps'.")
+    return dev
+
+
+def datasets_present(root: Path | None = None) -> dict[str, bool]:
+    """Which data sets are in the data directory (by their marker paths)."""
+    root = data_dir() if root is None else Path(root)
+    return {name: (root / marker).exists() for name, marker in DATASET_MARKERS.items()}
+
+
+def in_colab() -> bool:
+    """Whether this runs inside Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def _version(module: str) -> str:
+    try:
+        mod = __import__(module)
+    except Exception:  # noqa: BLE001 - a report must never fail
+        return "not installed"
+    return str(getattr(mod, "__version__", "?"))
+
+
+def env_report(*, device: str | torch.device | None = None, file: Any = None) -> dict[str, Any]:
+    """Print (and return) versions, device, fast mode and data-set status.
+
+    Every notebook calls this in its first cell so that a shared screenshot
+    or a bug report says what ran where.
+    """
+    settings = get_settings()
+    dev = resolve_device(device)
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
+        "numpy": np.__version__,
+        "device": str(dev),
+        "cpu_threads": torch.get_num_threads(),
+        "fast_mode": settings.fast,
+        "data_dir": str(settings.data_dir),
+        "data_dir_exists": settings.data_dir.is_dir(),
+        "cache_dir": str(settings.cache_dir),
+        "colab": in_colab(),
+        "datasets": datasets_present(settings.data_dir),
+    }
+    if dev.type == "cuda":
+        props = torch.cuda.get_device_properties(dev)
+        info["gpu"] = f"{props.name}, {props.total_memory / 2**30:.0f} GiB"
+        info["bf16"] = torch.cuda.is_bf16_supported()
+    lines = [
+        f"Python {info['python']} on {info['platform']}",
+        f"torch {info['torch']}, torchvision {info['torchvision']}, numpy {info['numpy']}",
+        f"device: {info['device']}" + (f" ({info['gpu']})" if "gpu" in info else f" ({info['cpu_threads']} CPU threads)"),
+        f"fast mode: {'ON (COURSE_FAST=1): small data, few epochs' if settings.fast else 'off (full runs)'}",
+        f"data dir: {settings.data_dir}" + ("" if info["data_dir_exists"] else "  (missing: embedded defaults will be used)"),
+        "data sets: "
+        + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in info["datasets"].items()),
+        f"cache dir: {settings.cache_dir}",
+    ]
+    print("\n".join(lines), file=file or sys.stdout)
+    if settings.data_dir_from_env and not info["data_dir_exists"]:
+        warnings.warn(
+            f"COURSE_DATA_DIR={settings.data_dir} does not exist; notebooks fall back to embedded data.",
+            stacklevel=2,
+        )
+    return info

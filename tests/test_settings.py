@@ -1,0 +1,100 @@
+"""Settings: fast mode, directories, seeding, device resolution, env report."""
+
+import io
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils import settings
+
+
+def test_fast_mode_flag(monkeypatch):
+    monkeypatch.setenv("COURSE_FAST", "1")
+    assert settings.is_fast()
+    assert settings.pick(fast=2, full=30) == 2
+    monkeypatch.setenv("COURSE_FAST", "0")
+    assert not settings.is_fast()
+    assert settings.pick(fast=2, full=30) == 30
+
+
+def test_fast_mode_rejects_garbage(monkeypatch):
+    monkeypatch.setenv("COURSE_FAST", "maybe")
+    with pytest.raises(ValueError, match="COURSE_FAST"):
+        settings.get_settings()
+
+
+def test_data_and_cache_dirs_from_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "c"))
+    s = settings.get_settings()
+    assert s.data_dir == (tmp_path / "d").resolve()
+    assert s.data_dir_from_env
+    sub = settings.cache_dir("faces", "64")
+    assert sub.is_dir() and sub.parent.parent == (tmp_path / "c").resolve()
+
+
+def test_missing_data_dir_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match="COURSE_DATA_DIR"):
+        settings.data_dir(must_exist=True)
+    assert settings.data_dir() == (tmp_path / "nope").resolve()
+
+
+def test_datasets_present(tmp_path):
+    (tmp_path / "orl_faces" / "s1").mkdir(parents=True)
+    found = settings.datasets_present(tmp_path)
+    assert found["orl_faces"] is True
+    assert found["fairface"] is False
+
+
+def test_seed_everything_repeats_all_generators():
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    settings.seed_everything(123)
+    first = draw()
+    settings.seed_everything(123)
+    assert draw() == first
+    settings.seed_everything(124)
+    assert draw() != first
+
+
+@pytest.mark.parametrize("spec", [None, "auto", "cpu", "CPU", torch.device("cpu")])
+def test_resolve_device_cpu(spec):
+    dev = settings.resolve_device(spec)
+    assert isinstance(dev, torch.device)
+    if not torch.cuda.is_available():
+        assert dev.type in {"cpu", "mps"}
+
+
+@pytest.mark.parametrize("spec", ["gpu", "tpu", "cuda:x", ""])
+def test_resolve_device_unknown(spec):
+    with pytest.raises(ValueError, match="(?i)device"):
+        settings.resolve_device(spec)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")
+def test_resolve_device_cuda_missing_says_what_to_do():
+    with pytest.raises(ValueError, match="auto"):
+        settings.resolve_device("cuda")
+
+
+def test_env_report_lists_everything(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COURSE_FAST", "1")
+    (tmp_path / "fairface").mkdir()
+    (tmp_path / "fairface" / "fairface_label_val.csv").write_text("file,age,gender,race,service_test\n")
+    buf = io.StringIO()
+    info = settings.env_report(file=buf)
+    text = buf.getvalue()
+    assert "torch" in text and "fast mode: ON" in text and str(tmp_path) in text
+    assert info["datasets"]["fairface"] is True and info["datasets"]["orl_faces"] is False
+    assert info["device"] == str(settings.resolve_device())
+
+
+def test_env_report_warns_on_missing_data_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "missing"))
+    with pytest.warns(UserWarning, match="does not exist"):
+        settings.env_report(file=io.StringIO())

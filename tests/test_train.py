@@ -1,0 +1,326 @@
+"""The training loop: it learns, records, stops, clips, schedules, checkpoints, and fails clearly."""
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from course_utils import train
+from course_utils.train import (
+    BestCheckpoint,
+    CheckpointMismatchError,
+    EarlyStopping,
+    NonFiniteLossError,
+    accuracy,
+    evaluate,
+    fit,
+    load_checkpoint,
+    predict,
+    save_checkpoint,
+)
+
+
+def blobs(n=256, d=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    centers = torch.tensor([[3.0] * d, [-3.0] * d, [3.0, -3.0] * (d // 2) + [0.0] * (d % 2)])
+    x = centers[y] + torch.randn(n, d, generator=g)
+    return TensorDataset(x, y)
+
+
+def loaders(batch_size=32):
+    g = torch.Generator().manual_seed(0)
+    return (DataLoader(blobs(seed=0), batch_size=batch_size, shuffle=True, generator=g),
+            DataLoader(blobs(seed=1), batch_size=64))
+
+
+def make_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def test_fit_learns_and_records_history():
+    train_dl, val_dl = loaders()
+    model = make_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    hist = fit(model, train_dl, loss_fn=nn.functional.cross_entropy, optimizer=opt, epochs=4,
+               val_loader=val_dl, metrics={"acc": accuracy}, progress=False)
+    assert len(hist) == 4
+    for key in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"):
+        assert key in hist.keys()
+    assert hist["train_loss"][-1] < hist["train_loss"][0]
+    assert hist.last("val_acc") > 0.95
+    # the history's val numbers are what evaluate() says about the final model
+    again = evaluate(model, val_dl, loss_fn=nn.functional.cross_entropy, metrics={"acc": accuracy})
+    assert again["acc"] == pytest.approx(hist.last("val_acc"))
+    assert again["loss"] == pytest.approx(hist.last("val_loss"), rel=1e-5)
+    assert hist.best("val_acc", mode="max")[1] == max(hist["val_acc"])
+    df = hist.to_dataframe()
+    assert list(df["epoch"]) == [1, 2, 3, 4]
+
+
+def test_train_loss_is_sample_weighted_mean():
+    # one epoch with lr=0: the recorded loss equals the loss over the whole set
+    ds = blobs(n=70)
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    hist = fit(model, DataLoader(ds, batch_size=32), loss_fn=nn.functional.cross_entropy, optimizer=opt,
+               epochs=1, progress=False)
+    x, y = ds.tensors
+    expected = nn.functional.cross_entropy(model(x), y).item()
+    assert hist.last("train_loss") == pytest.approx(expected, rel=1e-5)
+
+
+def test_predict_returns_all_outputs_in_order():
+    ds = blobs(n=50)
+    model = make_model()
+    out, tgt = predict(model, DataLoader(ds, batch_size=16))
+    assert out.shape == (50, 3)
+    torch.testing.assert_close(out, model(ds.tensors[0]).detach())
+    assert torch.equal(tgt, ds.tensors[1])
+    only = predict(model, DataLoader(ds, batch_size=16), return_targets=False)
+    assert isinstance(only, torch.Tensor)
+
+
+def test_early_stopping_stops():
+    train_dl, val_dl = loaders()
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # never improves
+    stopper = EarlyStopping("val_loss", patience=2)
+    hist = fit(model, train_dl, loss_fn=nn.functional.cross_entropy, optimizer=opt, epochs=20,
+               val_loader=val_dl, callbacks=[stopper], progress=False)
+    assert len(hist) == 3
+    assert stopper.stopped_epoch == 3
+
+
+def test_early_stopping_names_missing_key():
+    train_dl, _ = loaders()
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(KeyError, match="val_loader"):
+        fit(model, train_dl, loss_fn=nn.functional.cross_entropy, optimizer=opt, epochs=1,
+            callbacks=[EarlyStopping("val_loss")], progress=False)
+
+
+class Scripted(train.Callback):
+    """Pretend the validation metric peaks at epoch 2, to test the best checkpoint."""
+
+    def __init__(self):
+        self.weights = {}
+
+    def on_epoch_end(self, state, record):
+        record["val_score"] = {1: 0.5, 2: 0.9, 3: 0.7}[state.epoch]
+        self.weights[state.epoch] = [p.detach().clone() for p in state.model.parameters()]
+
+
+def test_best_checkpoint_restores_best_and_writes_file(tmp_path):
+    train_dl, _ = loaders()
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    spy = Scripted()
+    best = BestCheckpoint(tmp_path / "best.pt", monitor="val_score", mode="max")
+    fit(model, train_dl, loss_fn=nn.functional.cross_entropy, optimizer=opt, epochs=3,
+        callbacks=[spy, best], progress=False)
+    assert best.best_epoch == 2
+    for p, q in zip(model.parameters(), spy.weights[2]):
+        torch.testing.assert_close(p, q)
+    ckpt = load_checkpoint(tmp_path / "best.pt", make_model())
+    assert ckpt["meta"]["epoch"] == 2
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_non_finite_loss_raises_with_advice():
+    train_dl, _ = loaders()
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def bad_loss(out, y):
+        return nn.functional.cross_entropy(out, y) * float("nan")
+
+    with pytest.raises(NonFiniteLossError, match="learning rate"):
+        fit(model, train_dl, loss_fn=bad_loss, optimizer=opt, epochs=1, progress=False)
+
+
+class NormSpy(torch.optim.SGD):
+    def __init__(self, params, lr):
+        super().__init__(params, lr=lr)
+        self.norms = []
+
+    def step(self, closure=None):
+        grads = [p.grad.flatten() for g in self.param_groups for p in g["params"] if p.grad is not None]
+        self.norms.append(torch.cat(grads).norm().item())
+        return super().step(closure)
+
+
+def test_grad_clip_bounds_the_gradient_norm():
+    train_dl, _ = loaders()
+    model = make_model()
+    opt = NormSpy(model.parameters(), lr=0.01)
+    fit(model, train_dl, loss_fn=nn.functional.cross_entropy, optimizer=opt, epochs=1, grad_clip=0.05,
+        progress=False)
+    assert max(opt.norms) <= 0.05 + 1e-5
+    model2 = make_model()
+    opt2 = NormSpy(model2.parameters(), lr=0.01)
+    fit(model2, train_dl, loss_fn=nn.functional.cross_entropy, optimizer=opt2, epochs=1, progress=False)
+    assert max(opt2.norms) > 0.05  # without clipping the norm is larger: the bound above means something
+
+
+def test_scheduler_epoch_and_batch_steps():
+    train_dl, _ = loaders(batch_size=64)  # 4 batches per epoch
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    hist = fit(model, train_dl, loss_fn=nn.functional.cross_entropy, optimizer=opt, epochs=3, scheduler=sched,
+               progress=False)
+    assert hist["lr"] == pytest.approx([1.0, 0.5, 0.25])
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    fit(model, train_dl, loss_fn=nn.functional.cross_entropy, optimizer=opt, epochs=1, scheduler=sched,
+        scheduler_step="batch", progress=False)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5 ** 4)
+
+
+def test_forward_fn_and_nested_batches():
+    # a Siamese-style batch: ((x1, x2), y); forward_fn decides how to call the model
+    x1, x2 = torch.randn(40, 5), torch.randn(40, 5)
+    y = (x1.sum(1) > x2.sum(1)).float()
+    ds = TensorDataset(x1, x2, y)
+    loader = [((a, b), t) for a, b, t in DataLoader(ds, batch_size=8)]
+    lin = nn.Linear(5, 1)
+    calls = []
+
+    def forward(model, pair):
+        calls.append(1)
+        return (model(pair[0]) - model(pair[1])).squeeze(1)
+
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1)
+    hist = fit(lin, loader, loss_fn=nn.functional.binary_cross_entropy_with_logits, optimizer=opt, epochs=2,
+               forward_fn=forward, progress=False)
+    assert len(calls) == 10 and len(hist) == 2
+
+
+def test_max_steps_per_epoch():
+    train_dl, _ = loaders()
+    model = make_model()
+    opt = NormSpy(model.parameters(), lr=0.01)
+    fit(model, train_dl, loss_fn=nn.functional.cross_entropy, optimizer=opt, epochs=2, max_steps_per_epoch=3,
+        progress=False)
+    assert len(opt.norms) == 6
+
+
+def test_empty_loader_is_an_error():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="no batches"):
+        fit(model, [], loss_fn=nn.functional.cross_entropy, optimizer=opt, epochs=1, progress=False)
+
+
+def test_amp_is_off_on_cpu():
+    cpu = torch.device("cpu")
+    assert train.amp_dtype(cpu, "auto") is None
+    assert train.amp_dtype(cpu, "fp16") is None
+    with train.autocast_context(cpu, None):
+        assert not torch.is_autocast_enabled("cpu")
+    with pytest.raises(ValueError, match="amp"):
+        train.amp_dtype(torch.device("cuda"), "int8")
+    assert train.amp_dtype(torch.device("cuda"), "fp16") is torch.float16
+    assert train.amp_dtype(torch.device("cuda"), False) is None
+
+
+def test_make_loader_on_cpu():
+    dl = train.make_loader(blobs(n=10), batch_size=4, device="cpu")
+    assert dl.num_workers == 0 and dl.pin_memory is False
+    assert sum(len(b[0]) for b in dl) == 10
+
+
+def test_channels_last_runs_a_conv_net():
+    x = torch.randn(16, 3, 8, 8)
+    y = torch.randint(0, 2, (16,))
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    hist = fit(model, DataLoader(TensorDataset(x, y), batch_size=8), loss_fn=nn.functional.cross_entropy,
+               optimizer=opt, epochs=1, channels_last=True, progress=False)
+    assert math.isfinite(hist.last("train_loss"))
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def test_checkpoint_roundtrip_with_optimizer(tmp_path):
+    model = make_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.randn(2, 5)).sum().backward()
+    opt.step()
+    path = save_checkpoint(tmp_path / "sub" / "m.pt", model, optimizer=opt, meta={"acc": 0.9, "seed": 1})
+    other = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
+    opt2 = torch.optim.Adam(other.parameters(), lr=1e-3)
+    ckpt = load_checkpoint(path, other, optimizer=opt2)
+    assert ckpt["meta"] == {"acc": 0.9, "seed": 1}
+    assert ckpt["arch"] == "Sequential"
+    for a, b in zip(model.state_dict().values(), other.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    assert opt2.state_dict()["state"][0]["step"] == 1
+
+
+def test_load_bare_state_dict(tmp_path):
+    model = make_model()
+    torch.save(model.state_dict(), tmp_path / "sd.pt")
+    other = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
+    load_checkpoint(tmp_path / "sd.pt", other)
+    torch.testing.assert_close(other[0].weight, model[0].weight)
+
+
+def test_checkpoint_for_another_architecture_is_a_clear_error(tmp_path):
+    class Wide(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Linear(5, 7)
+
+    save_checkpoint(tmp_path / "w.pt", Wide())
+    with pytest.raises(CheckpointMismatchError, match="Wide") as err:
+        load_checkpoint(tmp_path / "w.pt", make_model())
+    assert "missing key" in str(err.value) and "unexpected key" in str(err.value)
+
+
+def test_checkpoint_shape_mismatch_names_the_tensor(tmp_path):
+    save_checkpoint(tmp_path / "a.pt", nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 10)))
+    with pytest.raises(CheckpointMismatchError, match=r"2\.weight.*\(10, 16\)"):
+        load_checkpoint(tmp_path / "a.pt", make_model())
+
+
+def test_checkpoint_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "none.pt", make_model())
+
+
+def test_interrupted_save_leaves_nothing(tmp_path, monkeypatch):
+    target = tmp_path / "m.pt"
+    save_checkpoint(target, make_model(), meta={"v": 1})
+    before = target.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train.torch, "save", boom)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(target, make_model(), meta={"v": 2})
+    assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["m.pt"]
+    assert target.read_bytes() == before
+
+
+def test_checkpoint_load_refuses_pickled_code(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.getcwd, ())
+
+    with open(tmp_path / "evil.pt", "wb") as fh:
+        pickle.dump({"state_dict": Evil()}, fh)
+    with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
+        load_checkpoint(tmp_path / "evil.pt", make_model())
