@@ -41,7 +41,7 @@ test-notebook: venv
 
 # Regenerate the .ipynb files from their paired percent scripts.
 notebooks: venv
-	$(BIN)/jupytext --sync notebooks/*.py
+	$(BIN)/python -m course_utils.nbtools
 
 benchmark: venv
 	$(BIN)/python benchmarks/bench_fit.py
