@@ -10,6 +10,8 @@ CONSTRAINTS ?= constraints/ci.txt
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 KERNEL ?= course
 PORT ?= 8888
+# JupyterLab refuses to run as root (containers, some cloud VMs) unless told to.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
@@ -27,7 +29,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	touch $(STAMP)
 
 lab: venv
-	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(LAB_ARGS)
 
 test: venv
 	COURSE_FAST=$${COURSE_FAST:-1} $(BIN)/python -m pytest $(PYTEST_ARGS)

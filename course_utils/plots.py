@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "new_axes",
@@ -69,6 +70,7 @@ def plot_history(history: Any, keys: Sequence[str] | str = "loss", *, ax: Axes |
     if drawn == 0:
         raise KeyError(f"None of {keys} in the history (have {sorted(series)}).")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(", ".join(keys))
     if logy:
         ax.set_yscale("log")
@@ -177,6 +179,8 @@ def plot_confusion_matrix(y_true: Any, y_pred: Any, *, class_names: Sequence[str
         for i in range(k):
             for j in range(k):
                 val = shown[i, j]
+                if cm[i, j] == 0:
+                    continue
                 txt = f"{val:.2f}" if normalize else str(val)
                 ax.text(j, i, txt, ha="center", va="center", fontsize=6,
                         color="white" if (val > 0.5 if normalize else val > cm.max() / 2) else "black")

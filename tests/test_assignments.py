@@ -1,0 +1,221 @@
+"""Student releases and offline grading."""
+
+import ast
+import json
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_utils import assignments as A
+from course_utils.nbtools import notebook_text, read_script
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+
+
+def test_stub_keeps_indentation_and_hint():
+    src = textwrap.dedent('''\
+        def f(x):
+            """Doc."""
+            ### BEGIN SOLUTION
+            # Hint: square it.
+            return x * x
+            ### END SOLUTION
+        ''')
+    out = A.stub_solution(src)
+    assert "return x * x" not in out
+    assert "    raise NotImplementedError('square it.')" in out
+    ns = {}
+    exec(compile(out, "<stub>", "exec"), ns)  # the stub is valid Python
+    with pytest.raises(NotImplementedError, match="square it"):
+        ns["f"](3)
+
+
+def test_stub_default_hint_and_missing_markers():
+    out = A.stub_solution("### BEGIN SOLUTION\nx = 1\n### END SOLUTION\ny = x + 1")
+    assert out.startswith("# YOUR CODE HERE\nraise NotImplementedError(") and out.endswith("y = x + 1")
+    with pytest.raises(ValueError, match="BEGIN SOLUTION"):
+        A.stub_solution("x = 1")
+
+
+def make_instructor(tmp_path: Path) -> Path:
+    """A tiny instructor notebook with three exercises, one with a hidden test."""
+    script = tmp_path / "nb" / "09_tiny.py"
+    script.parent.mkdir()
+    script.write_text(textwrap.dedent('''\
+        # %%
+        from course_utils import env_report
+        base = 10
+
+        # %% tags=["solution"] exercise="add"
+        def add(a, b):
+            ### BEGIN SOLUTION
+            # Hint: use +.
+            return a + b
+            ### END SOLUTION
+
+        # %% tags=["check"] exercise="add" points=2
+        assert add(2, 3) == 5
+
+        # %% tags=["hidden"] exercise="add"
+        ### BEGIN HIDDEN TESTS
+        assert add(-1, 1) == 0
+        ### END HIDDEN TESTS
+
+        # %% tags=["solution"] exercise="mul"
+        def mul(a, b):
+            ### BEGIN SOLUTION
+            return a * b
+            ### END SOLUTION
+
+        # %% tags=["check"] exercise="mul" points=1
+        assert mul(2, 3) == 6
+
+        # %% tags=["solution"] exercise="scaled"
+        def scaled(x):
+            ### BEGIN SOLUTION
+            return base * x
+            ### END SOLUTION
+
+        # %% tags=["check"] exercise="scaled" points=3
+        assert scaled(2) == 20
+        '''))
+    return script
+
+
+def test_exercises_are_found(tmp_path):
+    nb = read_script(make_instructor(tmp_path))
+    found = A.exercises(nb)
+    assert [(e.id, e.points, len(e.hidden_cells)) for e in found] == [("add", 2, 1), ("mul", 1, 0), ("scaled", 3, 0)]
+
+
+def test_student_copy_drops_hidden_and_stubs_solutions(tmp_path):
+    nb = read_script(make_instructor(tmp_path))
+    student = A.student_notebook(nb)
+    text = "\n".join(c.source for c in student.cells)
+    assert "HIDDEN" not in text and "add(-1, 1)" not in text
+    assert "return a + b" not in text and "NotImplementedError('use +.')" in text
+    assert len(student.cells) == len(nb.cells) - 1
+    # everything that is not a solution or hidden cell is unchanged
+    kept = [c.source for c in nb.cells if not {"solution", "hidden"} & set(c.metadata.get("tags", []))]
+    assert kept == [c.source for c in student.cells if "solution" not in c.metadata.get("tags", [])]
+    assert nb.cells[1].source.count("return a + b") == 1  # the instructor notebook is not modified
+
+
+def test_release_is_deterministic_and_checkable(tmp_path):
+    script = make_instructor(tmp_path)
+    out = tmp_path / "student"
+    first = [p.read_bytes() for p in A.release(script.parent, out)]
+    second = [p.read_bytes() for p in A.release(script.parent, out)]
+    assert first == second and len(first) == 1
+    assert A.check_release(script.parent, out) == []
+    (out / "09_tiny.ipynb").write_text("{}")
+    assert A.check_release(script.parent, out) == ["09_tiny.ipynb"]
+
+
+def test_committed_student_copies_are_up_to_date():
+    stale = A.check_release(ROOT / "notebooks", ROOT / "student")
+    assert stale == [], f"run `python -m course_utils.assignments release`: {stale}"
+
+
+def _names_defined(source: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return names
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_every_check_uses_what_its_solution_defines(script):
+    """A check that never touches the solution's names would pass on the stub."""
+    nb = read_script(script)
+    for ex in A.exercises(nb):
+        defined = set().union(*(_names_defined(nb.cells[i].source) for i in ex.solution_cells))
+        # names the stub still defines (e.g. a function whose body is stubbed) are fine: calling them raises
+        for i in ex.check_cells:
+            used = {n.id for n in ast.walk(ast.parse(nb.cells[i].source)) if isinstance(n, ast.Name)}
+            assert used & defined, f"{script.name}: check of {ex.id!r} uses none of {sorted(defined)}"
+
+
+def _submission(tmp_path: Path, nb, name: str) -> Path:
+    path = tmp_path / name
+    path.write_text(notebook_text(nb))
+    return path
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Grade a full solution, a blank copy and a partial one of the tiny notebook (one kernel each)."""
+    tmp = tmp_path_factory.mktemp("grading")
+    script = make_instructor(tmp)
+    solution = read_script(script)
+    blank = A.student_notebook(solution)
+    partial = A.student_notebook(solution)
+    for cell in partial.cells:
+        if cell.metadata.get("exercise") == "mul" and "solution" in cell.metadata.get("tags", []):
+            cell.source = "def mul(a, b):\n    return a * b"
+        if cell.metadata.get("exercise") == "add" and "solution" in cell.metadata.get("tags", []):
+            cell.source = "def add(a, b):\n    return abs(a) + b  # passes the visible check, not the hidden one"
+        if "check" in cell.metadata.get("tags", []) and cell.metadata.get("exercise") == "scaled":
+            cell.source = "assert True  # a student 'fixing' a check changes nothing"
+    reports = {}
+    for name, nb in [("solution", solution), ("blank", blank), ("partial", partial)]:
+        reports[name] = A.grade(_submission(tmp, nb, f"09_{name}.ipynb"), instructor=script, timeout=60)
+    return tmp, reports
+
+
+def test_grader_full_marks_for_the_solution(graded):
+    _, reports = graded
+    assert reports["solution"].score == reports["solution"].total == 6
+
+
+def test_grader_zero_for_a_blank_copy(graded):
+    _, reports = graded
+    r = reports["blank"]
+    assert r.score == 0 and all("NotImplementedError" in x.message for x in r.results)
+
+
+def test_grader_partial_credit_hidden_tests_and_tamper(graded):
+    _, reports = graded
+    by_id = {r.exercise: r for r in reports["partial"].results}
+    assert by_id["mul"].passed and by_id["mul"].score == 1
+    assert not by_id["add"].passed and "hidden cell failed" in by_id["add"].message
+    assert not by_id["scaled"].passed  # the instructor's check ran, not the student's edit
+    assert reports["partial"].score == 1 and reports["partial"].fraction == pytest.approx(1 / 6)
+
+
+def test_grade_report_files(graded, tmp_path):
+    _, reports = graded
+    jpath, cpath = reports["partial"].write(tmp_path / "grades")
+    data = json.loads(jpath.read_text())
+    assert data["score"] == 1 and data["total"] == 6
+    rows = cpath.read_text().splitlines()
+    assert rows[0].startswith("notebook,exercise,points,score,passed,message") and len(rows) == 4
+
+
+def test_crash_in_one_exercise_does_not_stop_the_others(tmp_path):
+    script = make_instructor(tmp_path)
+    nb = A.student_notebook(read_script(script))
+    for cell in nb.cells:
+        if cell.metadata.get("exercise") == "add" and "solution" in cell.metadata.get("tags", []):
+            cell.source = "import os\nos._exit_not_a_function()"  # AttributeError at definition time
+        if cell.metadata.get("exercise") == "scaled" and "solution" in cell.metadata.get("tags", []):
+            cell.source = "def scaled(x):\n    return base * x"
+    report = A.grade(_submission(tmp_path, nb, "09_crash.ipynb"), instructor=script, timeout=60)
+    by_id = {r.exercise: r for r in report.results}
+    assert "AttributeError" in by_id["add"].message
+    assert by_id["scaled"].passed and report.score == 3
+
+
+def test_cli_release_and_check(tmp_path, capsys):
+    script = make_instructor(tmp_path)
+    assert A.main(["release", "--source", str(script.parent), "--out", str(tmp_path / "s")]) == 0
+    assert A.main(["check-release", "--source", str(script.parent), "--out", str(tmp_path / "s")]) == 0
+    (tmp_path / "s" / "09_tiny.ipynb").unlink()
+    assert A.main(["check-release", "--source", str(script.parent), "--out", str(tmp_path / "s")]) == 1
+    assert "Out of date" in capsys.readouterr().out
