@@ -15,6 +15,9 @@ def pytest_runtest_logreport(report):
     path = report.nodeid.split("::")[0]
     if path.endswith(".ipynb"):
         _notebook_seconds[path] += report.duration
+    elif "test_notebooks_offline" in path and "[" in report.nodeid:
+        name = report.nodeid.split("[", 1)[1].rstrip("]")
+        _notebook_seconds[f"notebooks/{name} (empty data dir)"] += report.duration
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -1,11 +1,30 @@
 """course_utils: the companion package of the course notebooks.
 
-Map of the package (data flows downward; notebooks call into it, it never
-imports a notebook, and only ``plots`` and ``widgets`` import matplotlib):
+Map of the package. Data flows one way, settings -> data -> models -> train
+-> embeddings/metrics -> fairness -> plots; notebooks call into it, the
+package never imports a notebook, and only ``plots`` and ``widgets`` import
+matplotlib.
 
-- ``settings``  fast mode, data/cache directories, seeding, device, env report
-- ``train``     fit / evaluate / predict, History, callbacks, AMP, checkpoints
-- ``plots``     every figure: ``ax=None`` in, ``Axes`` out
+- ``settings``     fast mode, data/cache directories, seeding, device, env report
+- ``data``         real face data (ORL, LFW, FairFace, UTKFace), embedded images,
+                   SynthFaces, pair/triplet/P x K sampling, splits, caches
+- ``layers``       from-scratch reference ops (convolution, batch norm, DropBlock ...)
+- ``models``       blocks and the registered model zoo (``create_model``)
+- ``cost``         parameters, multiply-adds, latency
+- ``train``        fit / evaluate / predict, History, callbacks, AMP, checkpoints
+- ``distances``    squared L2, L1, cosine; DeepFace normalisation, chi-square verifier
+- ``miners``       all-triplets, batch-hard, semi-hard, pair miners
+- ``losses``       contrastive, triplet, center, ArcFace, CosFace, pair head,
+                   label smoothing, NT-Xent
+- ``metrics``      verification (ROC, EER, TAR@FAR), identification (CMC, open set),
+                   k-NN, calibration
+- ``plots``        every figure: ``ax=None`` in, ``Axes`` out
+- ``widgets``      ipywidgets explorers with a static fallback when headless
+- ``assignments``  student releases and offline grading
+- ``nbtools``      builds the ``.ipynb`` notebooks from their percent scripts
+
+The names below are re-exported for convenience; everything else is imported
+from its module (``from course_utils.losses import TripletLoss``).
 """
 
 from course_utils.settings import (
@@ -18,17 +37,33 @@ from course_utils.settings import (
     resolve_device,
     seed_everything,
 )
+from course_utils.train import (
+    History,
+    evaluate,
+    fit,
+    load_checkpoint,
+    make_loader,
+    predict,
+    save_checkpoint,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "History",
     "cache_dir",
     "data_dir",
     "env_report",
+    "evaluate",
+    "fit",
     "get_settings",
     "is_fast",
+    "load_checkpoint",
+    "make_loader",
     "pick",
+    "predict",
     "resolve_device",
+    "save_checkpoint",
     "seed_everything",
 ]

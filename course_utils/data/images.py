@@ -1,0 +1,317 @@
+"""General images: offline samples that ship with the dependencies, CIFAR-10, FashionMNIST.
+
+Embedded (no download, ever):
+
+* :func:`sample_images`: scikit-image's sample pictures (astronaut, camera,
+  coffee, chelsea, rocket, ...), only those stored inside the installed
+  package (the others need ``pooch`` and a network).
+* :func:`sklearn_sample_images`: scikit-learn's ``china`` and ``flower``.
+* :func:`load_lfw_subset`: scikit-image's 100 LFW faces + 100 non-faces, 25 x 25.
+* :func:`load_digits_dataset`: scikit-learn's 1,797 handwritten digits, 8 x 8.
+
+From the data directory (torchvision's layouts, optional checksummed download):
+
+* :func:`load_cifar10` (``cifar-10-batches-py/``) and
+  :func:`load_fashion_mnist` (``FashionMNIST/raw/``).
+* :func:`load_image_classification`: CIFAR-10 / FashionMNIST when present,
+  otherwise the digits, with a message saying so.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from course_utils.data.cache import (
+    DataFormatError,
+    DatasetNotFoundError,
+    TensorImageDataset,
+    download_file,
+    extract_archive,
+)
+from course_utils.data.sampling import stratified_split
+from course_utils.settings import DATASET_MARKERS, data_dir
+
+__all__ = [
+    "SAMPLE_IMAGE_NAMES",
+    "CIFAR10_CLASSES",
+    "FASHION_MNIST_CLASSES",
+    "sample_images",
+    "sklearn_sample_images",
+    "load_lfw_subset",
+    "load_digits_dataset",
+    "load_cifar10",
+    "load_fashion_mnist",
+    "download_cifar10",
+    "download_fashion_mnist",
+    "load_image_classification",
+]
+
+#: scikit-image samples stored in the package itself (checked with scikit-image 0.26).
+SAMPLE_IMAGE_NAMES: tuple[str, ...] = (
+    "astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "page", "text", "brick", "grass",
+    "gravel", "cell", "clock", "colorwheel", "checkerboard", "hubble_deep_field", "immunohistochemistry", "retina",
+)
+CIFAR10_CLASSES: tuple[str, ...] = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+FASHION_MNIST_CLASSES: tuple[str, ...] = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+_README = "data/README.md"
+
+
+def _to_float(image: np.ndarray) -> np.ndarray:
+    from skimage.util import img_as_float32
+
+    return img_as_float32(image)
+
+
+def sample_images(names: Sequence[str] | None = None, *, gray: bool = False) -> dict[str, np.ndarray]:
+    """scikit-image's bundled sample pictures as float arrays in ``[0, 1]``.
+
+    Args:
+        names: which ones (default: all of :data:`SAMPLE_IMAGE_NAMES`).
+        gray: convert colour pictures to grey.
+
+    Returns:
+        ``name -> array`` of shape ``(H, W, 3)`` (colour) or ``(H, W)`` (grey), ``float32``.
+    """
+    import skimage.data
+    from skimage.color import rgb2gray
+
+    out = {}
+    for name in names or SAMPLE_IMAGE_NAMES:
+        if name not in SAMPLE_IMAGE_NAMES:
+            raise ValueError(f"{name!r} is not a bundled sample; choose from {SAMPLE_IMAGE_NAMES}.")
+        image = _to_float(getattr(skimage.data, name)())
+        if gray and image.ndim == 3:
+            image = rgb2gray(image).astype(np.float32)
+        out[name] = image
+    return out
+
+
+def sklearn_sample_images() -> dict[str, np.ndarray]:
+    """scikit-learn's two sample photos (``china``, ``flower``), ``(427, 640, 3)`` float32 in ``[0, 1]``."""
+    from sklearn.datasets import load_sample_images
+
+    bunch = load_sample_images()
+    return {Path(f).stem: img.astype(np.float32) / 255.0 for f, img in zip(bunch.filenames, bunch.images)}
+
+
+def _upscale(images: torch.Tensor, image_size: int | None) -> torch.Tensor:
+    if image_size is None or images.shape[-1] == image_size:
+        return images
+    x = F.interpolate(images.float(), size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def load_lfw_subset(
+    *, image_size: int | None = None, transform: Callable[[torch.Tensor], Any] | None = None
+) -> TensorImageDataset:
+    """scikit-image's LFW subset: 100 faces and 100 non-faces, grey 25 x 25 (face detection).
+
+    Returns:
+        Images ``(200, 1, S, S)``; ``targets`` 1 for a face, 0 for background;
+        ``classes`` ``["non-face", "face"]``.
+    """
+    import skimage.data
+
+    arr = _to_float(skimage.data.lfw_subset())
+    images = torch.from_numpy(np.round(arr * 255).astype(np.uint8))[:, None]
+    targets = np.r_[np.ones(100, dtype=np.int64), np.zeros(len(arr) - 100, dtype=np.int64)]
+    return TensorImageDataset(_upscale(images, image_size), targets, classes=["non-face", "face"],
+                              name="lfw_subset", target_name="face", transform=transform)
+
+
+def load_digits_dataset(
+    *,
+    image_size: int | None = None,
+    rgb: bool = False,
+    transform: Callable[[torch.Tensor], Any] | None = None,
+) -> TensorImageDataset:
+    """scikit-learn's handwritten digits (1,797 images, 8 x 8, ten classes) as a dataset.
+
+    Args:
+        image_size: upscale to this side (bilinear), e.g. 28 or 32.
+        rgb: repeat the grey channel three times.
+        transform: applied to each float image on indexing.
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.from_numpy(np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8))[:, None]
+    images = _upscale(images, image_size)
+    if rgb:
+        images = images.expand(-1, 3, -1, -1).contiguous()
+    return TensorImageDataset(images, bunch.target, classes=[str(i) for i in range(10)], name="digits",
+                              target_name="digit", transform=transform)
+
+
+# ----------------------------------------------------------------------- CIFAR-10
+def _cifar_remote() -> tuple[str, str, str]:
+    from torchvision.datasets import CIFAR10
+
+    return CIFAR10.url, CIFAR10.filename, CIFAR10.tgz_md5
+
+
+def download_cifar10(root: Path | str | None = None, *, fetch: Callable[[str, BinaryIO], None] | None = None) -> Path:
+    """Download CIFAR-10 (163 MB, md5-checked) and unpack it to ``root/cifar-10-batches-py``."""
+    root = data_dir() if root is None else Path(root)
+    folder = root / DATASET_MARKERS["cifar10"]
+    if folder.is_dir():
+        return folder
+    url, filename, md5 = _cifar_remote()
+    archive = download_file(url, root / filename, md5=md5, fetch=fetch)
+    try:
+        return extract_archive(archive, folder)
+    finally:
+        archive.unlink(missing_ok=True)
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as fh:
+            entry = pickle.load(fh, encoding="latin1")  # noqa: S301 - the official CIFAR format
+        data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any unpickling/shape problem is a format problem
+        raise DataFormatError(f"{path} is not a CIFAR-10 batch ({err}); download CIFAR-10 again "
+                              "(delete the folder and call load_cifar10(download=True)).") from err
+    if len(labels) != len(data):
+        raise DataFormatError(f"{path}: {len(data)} images but {len(labels)} labels; download CIFAR-10 again.")
+    return data, labels
+
+
+def load_cifar10(
+    train: bool = True,
+    root: Path | str | None = None,
+    *,
+    download: bool = False,
+    transform: Callable[[torch.Tensor], Any] | None = None,
+) -> TensorImageDataset:
+    """CIFAR-10 from torchvision's layout ``root/cifar-10-batches-py`` (50,000 + 10,000 images, 32 x 32 RGB).
+
+    Args:
+        train: the five training batches, or the test batch.
+        root: data directory.
+        download: download it (md5-checked, atomic) when missing.
+        transform: applied to each float image on indexing.
+    """
+    root = data_dir() if root is None else Path(root)
+    folder = root / DATASET_MARKERS["cifar10"]
+    if not folder.is_dir():
+        if not download:
+            raise DatasetNotFoundError(
+                f"CIFAR-10 not found at {folder}. Call load_cifar10(download=True) once (163 MB), or unpack "
+                f"cifar-10-python.tar.gz there. See {_README}."
+            )
+        download_cifar10(root)
+    files = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    missing = [f for f in files if not (folder / f).is_file()]
+    if missing:
+        raise DatasetNotFoundError(f"{folder} lacks {missing}; unpack the complete CIFAR-10 archive there (see {_README}).")
+    parts = [_read_cifar_batch(folder / f) for f in files]
+    images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
+    targets = np.concatenate([p[1] for p in parts])
+    return TensorImageDataset(images, targets, classes=list(CIFAR10_CLASSES), name="cifar10", target_name="class",
+                              transform=transform)
+
+
+# -------------------------------------------------------------------- FashionMNIST
+def _gunzip_atomic(src: Path, dest: Path) -> None:
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with gzip.open(src, "rb") as fin, open(tmp, "xb") as fout:
+            shutil.copyfileobj(fin, fout, length=1 << 20)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def download_fashion_mnist(root: Path | str | None = None, *, fetch: Callable[[str, BinaryIO], None] | None = None) -> Path:
+    """Download FashionMNIST (30 MB, md5-checked) into torchvision's layout ``root/FashionMNIST/raw``."""
+    from torchvision.datasets import FashionMNIST
+
+    root = data_dir() if root is None else Path(root)
+    raw = root / DATASET_MARKERS["fashion_mnist"]
+    raw.mkdir(parents=True, exist_ok=True)
+    for filename, md5 in FashionMNIST.resources:
+        target = raw / filename[: -len(".gz")]
+        if target.is_file():
+            continue
+        gz = download_file(FashionMNIST.mirrors[0] + filename, raw / filename, md5=md5, fetch=fetch)
+        _gunzip_atomic(gz, target)
+    return raw
+
+
+def load_fashion_mnist(
+    train: bool = True,
+    root: Path | str | None = None,
+    *,
+    download: bool = False,
+    transform: Callable[[torch.Tensor], Any] | None = None,
+) -> TensorImageDataset:
+    """FashionMNIST read by torchvision from ``root/FashionMNIST/raw`` (60,000 + 10,000 images, 28 x 28 grey)."""
+    from torchvision.datasets import FashionMNIST
+
+    root = data_dir() if root is None else Path(root)
+    raw = root / DATASET_MARKERS["fashion_mnist"]
+    if download:
+        download_fashion_mnist(root)
+    try:
+        tv = FashionMNIST(str(root), train=train, download=False)
+    except RuntimeError as err:
+        raise DatasetNotFoundError(
+            f"FashionMNIST not found at {raw} ({err}). Call load_fashion_mnist(download=True) once (30 MB), or put "
+            f"the four unzipped *-ubyte files there. See {_README}."
+        ) from err
+    images = tv.data.to(torch.uint8)[:, None].contiguous()
+    return TensorImageDataset(images, tv.targets.numpy(), classes=list(FASHION_MNIST_CLASSES),
+                              name="fashion_mnist", target_name="class", transform=transform)
+
+
+def load_image_classification(
+    prefer: Literal["cifar10", "fashion_mnist", "digits"] = "cifar10",
+    *,
+    train: bool = True,
+    root: Path | str | None = None,
+    fallback_size: int = 32,
+    transform: Callable[[torch.Tensor], Any] | None = None,
+) -> TensorImageDataset:
+    """A small image-classification data set: the preferred one if present, else the digits.
+
+    The fallback is scikit-learn's digits upscaled to ``fallback_size``
+    (RGB when CIFAR-10 was asked for), split 80 / 20 by class (``train``
+    chooses the part); a message names the data set it replaces.
+    """
+    root_path = data_dir() if root is None else Path(root)
+    if prefer not in ("cifar10", "fashion_mnist", "digits"):
+        raise ValueError(f"prefer={prefer!r}; use 'cifar10', 'fashion_mnist' or 'digits'.")
+    if prefer == "cifar10" and (root_path / DATASET_MARKERS["cifar10"]).is_dir():
+        return load_cifar10(train, root_path, transform=transform)
+    if prefer == "fashion_mnist" and (root_path / DATASET_MARKERS["fashion_mnist"]).is_dir():
+        return load_fashion_mnist(train, root_path, transform=transform)
+    if prefer != "digits":
+        real = {"cifar10": "CIFAR-10", "fashion_mnist": "FashionMNIST"}[prefer]
+        print(
+            f"[course_utils] {real} is not in {root_path / DATASET_MARKERS[prefer]}: using scikit-learn's digits "
+            f"(8 x 8, upscaled to {fallback_size} x {fallback_size}) instead.\n"
+            f"  To use {real}, call load_{prefer}(download=True) once or see {_README}."
+        )
+    ds = load_digits_dataset(image_size=fallback_size, rgb=prefer == "cifar10", transform=transform)
+    split = stratified_split(ds.targets, test_fraction=0.2, seed=0)
+    return ds.subset(split.train if train else split.test)
