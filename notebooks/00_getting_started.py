@@ -20,6 +20,16 @@
 # Run the cells from top to bottom (*Run → Run All Cells*).
 
 # %%
+# On Google Colab (detected, not asked): install the course package first.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "course_utils @ git+https://github.com/cnn-course/cnn-course@main"], check=True)
+# --- end of Colab set-up
+
 import time
 
 import matplotlib.pyplot as plt
