@@ -186,3 +186,381 @@ def plot_confusion_matrix(y_true: Any, y_pred: Any, *, class_names: Sequence[str
                         color="white" if (val > 0.5 if normalize else val > cm.max() / 2) else "black")
     ax.set_title("confusion matrix" + (" (row-normalised)" if normalize else ""))
     return ax
+
+
+def show_kernels(kernels: Any, labels: Sequence[Any] | None = None, *, ncols: int = 8, ax: Axes | None = None,
+                 title: str | None = None, pad: int = 1) -> Axes:
+    """Convolution kernels side by side, each scaled on its own.
+
+    Single-channel kernels are drawn with a diverging colour map (blue
+    negative, white zero, red positive; each scaled by its largest absolute
+    weight), so a learned filter and a hand-made one such as Sobel look
+    alike. Three-channel kernels are drawn as colour images (each min-max
+    scaled), the usual picture of a network's first layer.
+
+    Args:
+        kernels: tensor (N, C, kH, kW) with C = 1 or 3, (N, kH, kW), or a list of (kH, kW) kernels.
+        labels: one label per kernel, written above its tile.
+    """
+    ks = [torch.as_tensor(k).detach().cpu().float() for k in kernels]
+    if not ks:
+        raise ValueError("No kernels to show.")
+    ks = [k[0] if k.dim() == 3 and k.shape[0] == 1 else k for k in ks]
+    rgb = ks[0].dim() == 3
+    if rgb and ks[0].shape[0] != 3:
+        raise ValueError(f"Kernels with {ks[0].shape[0]} channels: pass one channel at a time (k[:, c]).")
+    h = max(k.shape[-2] for k in ks)
+    w = max(k.shape[-1] for k in ks)
+    ncols = max(1, min(ncols, len(ks)))
+    nrows = -(-len(ks) // ncols)
+    shape = (nrows * (h + pad) - pad, ncols * (w + pad) - pad) + ((3,) if rgb else ())
+    grid = np.full(shape, 1.0 if rgb else 0.5, dtype=np.float32)
+    for i, k in enumerate(ks):
+        r, c = divmod(i, ncols)
+        if rgb:
+            arr = k.permute(1, 2, 0).numpy()
+            arr = (arr - arr.min()) / (arr.max() - arr.min() + 1e-12)
+        else:
+            arr = k.numpy() / (2 * (np.abs(k.numpy()).max() + 1e-12)) + 0.5
+        grid[r * (h + pad): r * (h + pad) + arr.shape[0], c * (w + pad): c * (w + pad) + arr.shape[1]] = arr
+    ax = new_axes(ax, figsize=(1.1 * ncols, 1.2 * nrows + 0.3))
+    ax.imshow(grid, cmap=None if rgb else "RdBu_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if labels is not None:
+        if len(labels) != len(ks):
+            raise ValueError(f"{len(labels)} labels for {len(ks)} kernels.")
+        for i, lab in enumerate(labels):
+            r, c = divmod(i, ncols)
+            ax.text(c * (w + pad) + (w - 1) / 2, r * (h + pad) - 0.6, str(lab), ha="center", va="bottom",
+                    fontsize=7)
+    if title:
+        ax.set_title(title, pad=12 if labels is not None else 6)
+    return ax
+
+
+# --------------------------------------------------------------------------
+# Architecture zoo (notebook 02): accuracy against cost, where the cost goes
+# --------------------------------------------------------------------------
+
+
+def _nice_sizes(lo: float, hi: float, n: int = 3) -> list[float]:
+    """Up to ``n`` round numbers (1, 2, 5 x 10^k) spread between ``lo`` and ``hi`` (log scale)."""
+    if not (lo > 0 and hi > 0):
+        return []
+    candidates = sorted({m * 10.0**e for e in range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 1)
+                         for m in (1, 2, 5)})
+    inside = [c for c in candidates if lo <= c <= hi] or [hi]
+    if len(inside) <= n:
+        return inside
+    idx = np.unique(np.round(np.linspace(0, len(inside) - 1, n)).astype(int))
+    return [inside[i] for i in idx]
+
+
+def plot_accuracy_vs_cost(cost: Sequence[float], accuracy: Sequence[float], *,
+                          sizes: Sequence[float] | None = None, labels: Sequence[str] | None = None,
+                          groups: Sequence[str] | None = None, annotate: bool | Sequence[str] = True,
+                          logx: bool = True, max_marker: float = 700.0, size_unit: str = "params",
+                          xlabel: str = "GMACs per image", ylabel: str = "top-1 accuracy (%)",
+                          title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Accuracy against cost, one marker per model, in the style of Canziani et al. (2016).
+
+    Args:
+        cost: x values (multiply-adds, training seconds...), shape (N,).
+        accuracy: y values, shape (N,).
+        sizes: marker *area* proportional to these (e.g. parameter counts); a
+            second legend shows a few round reference sizes.
+        labels: one name per model, written next to its marker.
+        groups: one group per model (e.g. the family); one colour and legend entry per group.
+        annotate: ``True`` writes every label, ``False`` none, a sequence only those labels.
+        logx: logarithmic x axis (cost spans orders of magnitude).
+        max_marker: area in points^2 of the largest marker.
+        size_unit: what ``sizes`` counts, for the size legend.
+    """
+    x = np.asarray(cost, dtype=float)
+    y = np.asarray(accuracy, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"cost and accuracy must be 1-D of one length, got {x.shape} and {y.shape}.")
+    for name, seq in (("sizes", sizes), ("labels", labels), ("groups", groups)):
+        if seq is not None and len(seq) != len(x):
+            raise ValueError(f"{len(seq)} {name} for {len(x)} models.")
+    if logx and (x <= 0).any():
+        raise ValueError("a logarithmic x axis needs positive costs; pass logx=False.")
+    ax = new_axes(ax, figsize=(8, 5.5))
+    if sizes is not None:
+        s_arr = np.asarray(sizes, dtype=float)
+        scale = max_marker / max(float(s_arr.max()), 1e-12)
+        area = s_arr * scale
+    else:
+        scale, area = None, np.full(len(x), 40.0)
+    group_list = list(groups) if groups is not None else [""] * len(x)
+    order = list(dict.fromkeys(group_list))
+    cmap = plt.get_cmap("tab20" if len(order) > 10 else "tab10")
+    for gi, g in enumerate(order):
+        idx = [i for i, gg in enumerate(group_list) if gg == g]
+        ax.scatter(x[idx], y[idx], s=area[idx], color=cmap(gi % cmap.N), alpha=0.6,
+                   edgecolors="black", linewidths=0.5, label=g or None, zorder=3)
+    if labels is not None and annotate is not False:
+        wanted = set(labels) if annotate is True else set(annotate)
+        for xi, yi, lab in zip(x, y, labels):
+            if lab in wanted:
+                ax.annotate(str(lab), (xi, yi), xytext=(4, 3), textcoords="offset points", fontsize=7, zorder=4)
+    ax.margins(x=0.08, y=0.06)  # room for the labels of the outermost models
+    if logx:
+        ax.set_xscale("log")
+        if x.max() / x.min() < 30:  # less than ~1.5 decades: plain numbers read better than 2 x 10^0
+            from matplotlib.ticker import FuncFormatter
+
+            plain = FuncFormatter(lambda v, _: f"{v:g}")
+            ax.xaxis.set_major_formatter(plain)
+            ax.xaxis.set_minor_formatter(plain)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    # legends sit outside the axes, right of the plot, so they never hide a model
+    if groups is not None:
+        first = ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), title="family",
+                          title_fontsize="small")
+        for handle in first.legend_handles:
+            handle.set_sizes([30.0])
+        ax.add_artist(first)
+    if scale is not None:
+        refs = _nice_sizes(float(np.min(sizes)), float(np.max(sizes)))
+        handles = [ax.scatter([], [], s=r * scale, color="lightgray", edgecolors="black", linewidths=0.5)
+                   for r in refs]
+        from course_utils.cost import format_count
+
+        ax.legend(handles, [f"{format_count(r, digits=0)} {size_unit}" for r in refs], loc="lower left",
+                  bbox_to_anchor=(1.01, 0.0), fontsize="small", labelspacing=1.3, borderpad=0.9, frameon=True,
+                  title="marker area", title_fontsize="small")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_cost_breakdown(names: Sequence[str], params: Sequence[float], macs: Sequence[float], *,
+                        ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Where a model's parameters and multiply-adds go: share of each part, side by side.
+
+    Args:
+        names: parts of the model (stages, blocks, the head), top to bottom.
+        params: parameters of each part.
+        macs: multiply-adds of each part.
+    """
+    if not (len(names) == len(params) == len(macs)) or not names:
+        raise ValueError("names, params and macs must be non-empty and of one length.")
+    p = np.asarray(params, dtype=float)
+    m = np.asarray(macs, dtype=float)
+    p_share = 100 * p / max(p.sum(), 1e-12)
+    m_share = 100 * m / max(m.sum(), 1e-12)
+    ax = new_axes(ax, figsize=(6, 0.35 * len(names) + 1.2))
+    pos = np.arange(len(names))
+    h = 0.4
+    ax.barh(pos - h / 2, p_share, height=h, label="parameters")
+    ax.barh(pos + h / 2, m_share, height=h, label="multiply-adds")
+    ax.set_yticks(pos, list(names), fontsize="small")
+    ax.invert_yaxis()
+    ax.set_xlabel("share of the whole model (%)")
+    ax.set_xlim(0, 100)
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize="small", loc="lower right")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+__all__ += ["plot_accuracy_vs_cost", "plot_cost_breakdown"]
+
+
+# --------------------------------------------------------------------------
+# face verification (notebook 04)
+# --------------------------------------------------------------------------
+
+
+def plot_roc_curves(curves: Mapping[str, tuple[Any, Any]], *, ax: Axes | None = None, log_far: bool = True,
+                    mark_far: float | None = None, title: str | None = "verification ROC") -> Axes:
+    """Verification ROC curves (true accept rate against false accept rate), one per method.
+
+    Args:
+        curves: name -> ``(scores, same)``: pair scores (higher = more alike)
+            and 1/0 same-identity flags; the legend gives each curve's AUC.
+        log_far: logarithmic FAR axis (where face systems operate), starting
+            at one false accept.
+        mark_far: draw a vertical line at this FAR (e.g. 1e-2).
+    """
+    from course_utils.metrics import roc_auc, roc_curve
+
+    ax = new_axes(ax, figsize=(5.5, 4))
+    lowest = 1.0
+    for name, (scores, same) in curves.items():
+        fpr, tpr, _ = roc_curve(scores, same)
+        positive = fpr[fpr > 0]
+        if positive.size:
+            lowest = min(lowest, float(positive.min()))
+        ax.step(fpr, tpr, where="post", label=f"{name} (AUC {roc_auc(scores, same):.3f})")
+    if log_far:
+        ax.set_xscale("log")
+        ax.set_xlim(lowest * 0.8, 1.0)
+    else:
+        ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
+        ax.set_xlim(0, 1)
+    if mark_far is not None:
+        ax.axvline(mark_far, color="grey", ls="--", lw=1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false accept rate (FAR)" + (", log scale" if log_far else ""))
+    ax.set_ylabel("true accept rate (TAR)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small", loc="lower right")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_score_distributions(scores: Any, same: Any, *, threshold: float | None = None, bins: int = 40,
+                             ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Histograms of genuine (same person) and impostor pair scores, with an optional threshold.
+
+    Each histogram is normalised to a density, so the two classes are
+    comparable however unbalanced they are. With a ``threshold``, the
+    impostors at or above it (false accepts) and the genuine pairs below it
+    (false rejects) are the two shaded tails.
+    """
+    s = np.asarray(torch.as_tensor(scores).detach().cpu(), dtype=float)
+    y = np.asarray(torch.as_tensor(same).detach().cpu()).astype(bool)
+    if s.shape != y.shape or s.ndim != 1:
+        raise ValueError(f"scores and same must both have shape (N,); got {s.shape} and {y.shape}.")
+    ax = new_axes(ax, figsize=(5.5, 3.5))
+    edges = np.linspace(float(s.min()), float(s.max()) + 1e-9, bins + 1)
+    ax.hist(s[~y], bins=edges, density=True, alpha=0.5, color="tab:red", label=f"impostor ({int((~y).sum())})")
+    ax.hist(s[y], bins=edges, density=True, alpha=0.5, color="tab:green", label=f"genuine ({int(y.sum())})")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", lw=1.5, label=f"threshold {threshold:.3f}")
+        fa = int(((s >= threshold) & ~y).sum())
+        fr = int(((s < threshold) & y).sum())
+        ax.text(0.02, 0.97, f"false accepts: {fa}\nfalse rejects: {fr}", transform=ax.transAxes, va="top",
+                fontsize="small", bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+    ax.set_xlabel("score (higher = more alike)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize="small", loc="upper right")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def show_pairs(first: Any, second: Any, labels: Sequence[Any] | None = None, *, ax: Axes | None = None,
+               title: str | None = None, ncols: int = 4) -> Axes:
+    """Image pairs side by side (``first[i]`` left of ``second[i]``), ``ncols`` pairs per row."""
+    a, b = list(first), list(second)
+    if len(a) != len(b):
+        raise ValueError(f"{len(a)} first images but {len(b)} second images.")
+    if not a:
+        ax = new_axes(ax, figsize=(3, 1.5))
+        ax.text(0.5, 0.5, "none", ha="center", va="center")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if title:
+            ax.set_title(title)
+        return ax
+    tiles = [im for pair in zip(a, b) for im in pair]
+    tile_labels = None
+    if labels is not None:
+        if len(labels) != len(a):
+            raise ValueError(f"{len(labels)} labels for {len(a)} pairs.")
+        tile_labels = [x for lab in labels for x in (lab, "")]
+    return show_images(tiles, tile_labels, ncols=2 * min(ncols, len(a)), ax=ax, title=title)
+
+
+__all__ += ["plot_roc_curves", "plot_score_distributions", "show_pairs"]
+
+
+# --------------------------------------------------------------------------
+# transfer learning and calibration (notebook 03)
+# --------------------------------------------------------------------------
+
+
+def plot_reliability_diagram(probs: Any, labels: Any, *, n_bins: int = 10, ax: Axes | None = None,
+                             label: str | None = None, color: str | None = None, title: str | None = None) -> Axes:
+    """Reliability diagram: accuracy against confidence in equal-width confidence bins.
+
+    A calibrated model lies on the diagonal; bars below it are over-confident.
+    The legend gives the expected calibration error (ECE). Call it twice on
+    one Axes (with ``label``) to compare two models.
+
+    Args:
+        probs: class probabilities ``(N, K)`` (rows sum to 1), or ``(N,)`` for P(class 1).
+        labels: true classes ``(N,)``.
+        n_bins: number of bins on [0, 1].
+        label: legend prefix for this model.
+    """
+    from course_utils.metrics import expected_calibration_error, reliability_bins
+
+    ax = new_axes(ax, figsize=(4.2, 4.2))
+    bins = reliability_bins(probs, labels, n_bins=n_bins)
+    ece = expected_calibration_error(probs, labels, n_bins=n_bins)
+    full = bins.counts > 0
+    centres = (bins.edges[:-1] + bins.edges[1:]) / 2
+    width = bins.edges[1] - bins.edges[0]
+    name = f"{label}: " if label else ""
+    ax.bar(centres[full], bins.accuracy[full], width=width * 0.9, alpha=0.45, color=color, edgecolor=color or "C0",
+           label=f"{name}ECE {ece:.3f}")
+    ax.plot(bins.confidence[full], bins.accuracy[full], "o-", color=color, ms=4, lw=1)
+    if not any(line.get_label() == "calibrated" for line in ax.get_lines()):
+        ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="calibrated")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top probability)")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize="small", loc="upper left")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_mean_curves(curves: Mapping[str, Any], *, ax: Axes | None = None, xlabel: str = "epoch",
+                     ylabel: str = "test accuracy", title: str | None = None, band: str = "range",
+                     chance: float | None = None) -> Axes:
+    """One line per run group: the mean over runs, with a shaded band.
+
+    Args:
+        curves: name -> values of shape ``(n_runs, n_points)`` (or
+            ``(n_points,)`` for a single run); shorter runs may be padded with NaN.
+        band: ``"range"`` (min to max over runs), ``"std"`` (mean ± one
+            standard deviation) or ``"none"``.
+        chance: draw a dotted horizontal line at this value.
+    """
+    import warnings
+
+    if band not in ("range", "std", "none"):
+        raise ValueError(f"band={band!r}; use 'range', 'std' or 'none'.")
+    ax = new_axes(ax)
+    for i, (name, values) in enumerate(curves.items()):
+        v = np.atleast_2d(np.asarray(values, dtype=float))
+        if v.size == 0:
+            continue
+        x = np.arange(1, v.shape[1] + 1)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns of padded runs
+            mean = np.nanmean(v, axis=0)
+            if band == "range":
+                lo, hi = np.nanmin(v, axis=0), np.nanmax(v, axis=0)
+            elif band == "std":
+                sd = np.nan_to_num(np.nanstd(v, axis=0))
+                lo, hi = mean - sd, mean + sd
+        color = f"C{i % 10}"
+        runs = f" ({v.shape[0]} runs)" if v.shape[0] > 1 else ""
+        ax.plot(x, mean, color=color, lw=1.8, label=f"{name}{runs}")
+        if band != "none" and v.shape[0] > 1:
+            ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
+    if chance is not None:
+        ax.axhline(chance, ls=":", color="grey", lw=1, label="chance")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+__all__ += ["plot_reliability_diagram", "plot_mean_curves"]

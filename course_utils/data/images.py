@@ -309,8 +309,9 @@ def load_image_classification(
         real = {"cifar10": "CIFAR-10", "fashion_mnist": "FashionMNIST"}[prefer]
         print(
             f"[course_utils] {real} is not in {root_path / DATASET_MARKERS[prefer]}: using scikit-learn's digits "
-            f"(8 x 8, upscaled to {fallback_size} x {fallback_size}) instead.\n"
-            f"  To use {real}, call load_{prefer}(download=True) once or see {_README}."
+            + ("(8 x 8) instead.\n" if fallback_size in (None, 8)
+               else f"(8 x 8, upscaled to {fallback_size} x {fallback_size}) instead.\n")
+            + f"  To use {real}, call load_{prefer}(download=True) once or see {_README}."
         )
     ds = load_digits_dataset(image_size=fallback_size, rgb=prefer == "cifar10", transform=transform)
     split = stratified_split(ds.targets, test_fraction=0.2, seed=0)

@@ -1,0 +1,1081 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · CNN building blocks, from the convolution up
+#
+# A convolutional network is a stack of a handful of simple operations. In this
+# notebook you take each one apart: write it (or read it in `course_utils.layers`),
+# check it against PyTorch with an `assert`, and watch it act on real photographs.
+#
+# 1. **Convolution** — loops, then one matrix product (im2col); output sizes; receptive fields
+# 2. **Classic filters** — edges, blur, sharpen — and an interactive explorer
+# 3. **Pooling** — max, average, global — and how much it tolerates small shifts
+# 4. **Activations** — and why saturating ones make gradients vanish in deep stacks
+# 5. **Initialisation and optimisers** — activation statistics through depth; SGD with momentum vs Adam
+# 6. **Batch normalisation, dropout, DropBlock** — train mode versus eval mode
+# 7. **A first CNN** on real data: augmentation and batch norm switched on and off
+# 8. **1x1 convolutions** and a network with no fully connected layer
+# 9. **Depthwise-separable convolutions** — what they save, counted
+# 10. **Conv1d and Conv3d** — sequences, video and volumes
+# 11. **Exercises** (graded, with self-checks)
+#
+# Every number quoted below is computed when the notebook runs.
+
+# %%
+# On Google Colab (detected, not asked): install the course package first.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "course_utils @ git+https://github.com/cnn-course/cnn-course@main"], check=True)
+# --- end of Colab set-up
+
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from matplotlib.patches import Rectangle
+from torch import nn
+
+from course_utils import env_report, pick, resolve_device, seed_everything
+from course_utils import layers as L
+from course_utils.cost import (conv_macs, conv_params, count_macs, count_parameters, depthwise_separable_macs,
+                               depthwise_separable_ratio, measure_latency)
+from course_utils.data import load_image_classification, sample_images
+from course_utils.plots import plot_confusion_matrix, plot_history, show_images, show_kernels
+from course_utils.settings import datasets_present
+from course_utils.train import accuracy, fit, make_loader, predict
+from course_utils.widgets import conv_explorer
+
+info = env_report()
+device = resolve_device()
+seed_everything(0)
+torch.set_printoptions(precision=3, sci_mode=False)
+
+# %% [markdown]
+# ## Real images
+#
+# scikit-image ships a few photographs with the library, so they are on every
+# machine. We use grey and colour versions at a modest size; a tensor image has
+# the layout `(C, H, W)`, a batch `(N, C, H, W)`.
+
+# %%
+photo_names = ["camera", "astronaut", "coffee", "chelsea", "coins", "brick"]
+photos = sample_images(photo_names)
+
+
+def as_tensor(img: np.ndarray, size: int = 128) -> torch.Tensor:
+    """(H, W[, 3]) array -> (C, size, size) tensor (centre square, area-resampled)."""
+    t = torch.from_numpy(img)
+    t = t.permute(2, 0, 1) if t.dim() == 3 else t[None]
+    side = min(t.shape[-2:])
+    top, left = (t.shape[-2] - side) // 2, (t.shape[-1] - side) // 2
+    t = t[:, top:top + side, left:left + side]
+    return F.interpolate(t[None], size=(size, size), mode="area")[0]
+
+
+imgs = {name: as_tensor(img) for name, img in photos.items()}
+gray = {name: t.mean(0, keepdim=True) for name, t in imgs.items()}  # (1, 128, 128) each
+cam = gray["camera"]
+ax = show_images(list(imgs.values()), labels=photo_names, ncols=6, title="scikit-image sample photographs")
+print({name: tuple(t.shape) for name, t in imgs.items()})
+
+# %% [markdown]
+# ## 1. Convolution from scratch
+#
+# A convolution layer (strictly, a *cross-correlation*; deep-learning libraries
+# do not flip the kernel) slides a small kernel over the input. With input
+# `x` of shape `(N, C_in, H, W)`, weights `w` of shape `(C_out, C_in/g, kH, kW)`,
+# stride `s`, zero padding `p`, dilation `d` and `g` groups:
+#
+# $$y[n, o, i, j] = b[o] + \sum_{c} \sum_{u=0}^{kH-1} \sum_{v=0}^{kW-1} w[o, c, u, v]\;
+#   x_{\text{pad}}[n,\; c_0(o) + c,\; s\,i + d\,u,\; s\,j + d\,v]$$
+#
+# where `c` runs over the `C_in/g` input channels of the group that output
+# channel `o` belongs to, starting at channel
+# $c_0(o) = \lfloor o / (C_\text{out}/g) \rfloor \cdot C_\text{in}/g$. Stride skips positions, padding adds a border
+# of zeros, dilation spreads the kernel taps apart, and groups split the
+# channels into independent convolutions (`g = C_in` is a *depthwise*
+# convolution).
+#
+# `L.conv2d_loop` writes this literally: one loop over images, groups and
+# output pixels, the sum over channels and taps as one vectorised product. We
+# check it against `F.conv2d` on every combination of stride, padding, dilation
+# and groups below.
+
+# %%
+x = torch.randn(2, 4, 8, 10)
+grid = [(s, p, d, g) for s in (1, 2, 3) for p in (0, 1, 2) for d in (1, 2) for g in (1, 2, 4)]
+worst = {"loop": 0.0, "unfold": 0.0}
+for s, p, d, g in grid:
+    w = torch.randn(8, 4 // g, 3, 2)
+    b = torch.randn(8)
+    ref = F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g)
+    for name, impl in [("loop", L.conv2d_loop), ("unfold", L.conv2d_unfold)]:
+        out = impl(x, w, b, stride=s, padding=p, dilation=d, groups=g)
+        assert out.shape == ref.shape, (name, s, p, d, g)
+        worst[name] = max(worst[name], (out - ref).abs().max().item())
+print(f"{len(grid)} combinations of stride, padding, dilation and groups, 3x2 kernels:")
+print(f"largest difference to F.conv2d: loop {worst['loop']:.1e}, unfold {worst['unfold']:.1e}")
+assert max(worst.values()) < 1e-4
+
+# %% [markdown]
+# ### The same convolution as one matrix product (im2col)
+#
+# The loop version touches one output pixel at a time. `F.unfold` instead
+# copies every kernel-sized patch of the input into a column: for `C_in`
+# channels and a `kH x kW` kernel each column has `C_in kH kW` numbers, one
+# column per output position. The weights flattened to a
+# `(C_out, C_in kH kW)` matrix times that column matrix is the whole
+# convolution — a single large matrix product, the kind of computation fast
+# libraries are built on (they avoid materialising every copy). Here it is on
+# the camera image with four classic 3x3 filters:
+
+# %%
+bank = torch.stack([L.CLASSIC_FILTERS[n] for n in ("sobel x", "sobel y", "laplacian", "gaussian blur")])[:, None]
+cols = F.unfold(cam[None], kernel_size=3)
+n_out = L.conv_output_size(128, 3)
+print(f"image {tuple(cam[None].shape)} -> columns {tuple(cols.shape)}: "
+      f"{cols.shape[1]} pixels per patch, {cols.shape[2]} patches (= {n_out} x {n_out} output positions)")
+print(f"weights as a matrix {tuple(bank.flatten(1).shape)} @ columns -> {tuple((bank.flatten(1) @ cols).shape)}")
+out_unfold = L.conv2d_unfold(cam[None], bank)
+assert torch.allclose(out_unfold, F.conv2d(cam[None], bank), atol=1e-5)
+
+
+def median_ms(fn, repeats=5):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times))
+
+
+xt = imgs["astronaut"][None, :, :32, :32]
+wt = torch.randn(16, 3, 3, 3)
+speed = {name: median_ms(lambda f=f: f(xt, wt, padding=1), repeats=r)
+         for name, f, r in [("loop", L.conv2d_loop, 2), ("unfold", L.conv2d_unfold, 5), ("F.conv2d", F.conv2d, 5)]}
+print("one 3->16 channel 3x3 convolution of a 32x32 colour crop, median ms:",
+      {k: round(v, 3) for k, v in speed.items()})
+print(f"unfold is {speed['loop'] / speed['unfold']:.0f}x faster than the loop; "
+      f"F.conv2d {speed['unfold'] / speed['F.conv2d']:.1f}x faster than unfold")
+
+# %% [markdown]
+# ### Output size
+#
+# Along each dimension the dilated kernel covers `d(k-1)+1` pixels of the
+# padded input of length `n + 2p`, and moves in steps of `s`:
+#
+# $$n_\text{out} = \left\lfloor \frac{n + 2p - d(k-1) - 1}{s} \right\rfloor + 1$$
+#
+# Two cases to remember: at stride 1, padding `p = d(k-1)/2` keeps the size
+# ("same" padding); stride 2 roughly halves it. Pooling layers follow the same
+# formula. We check `L.conv_output_size` against real layers on the 128x128 camera image:
+
+# %%
+rows = []
+for k, s, p, d in [(3, 1, 0, 1), (3, 1, 1, 1), (5, 1, 2, 1), (3, 2, 1, 1), (7, 2, 3, 1), (3, 1, 2, 2), (4, 3, 0, 1),
+                   (1, 1, 0, 1)]:
+    formula = L.conv_output_size(128, k, stride=s, padding=p, dilation=d)
+    real = nn.Conv2d(1, 1, k, stride=s, padding=p, dilation=d)(cam[None]).shape[-1]
+    rows.append({"kernel": k, "stride": s, "padding": p, "dilation": d, "formula": formula, "real layer": real})
+for k, s in [(2, 2), (3, 2), (4, 4)]:
+    rows.append({"kernel": k, "stride": s, "padding": 0, "dilation": 1, "formula": L.conv_output_size(128, k, stride=s),
+                 "real layer": nn.MaxPool2d(k, s)(cam[None]).shape[-1], "layer": "MaxPool2d"})
+sizes = pd.DataFrame(rows).fillna({"layer": "Conv2d"})
+assert (sizes["formula"] == sizes["real layer"]).all()
+sizes
+
+# %% [markdown]
+# ### Receptive field
+#
+# A pixel deep in the network depends on a square of input pixels, its
+# *receptive field* `r`. Each layer widens it by `(k_eff - 1)` times the
+# *jump* `j` (the distance in input pixels between neighbouring positions of
+# the layer's input), and strides multiply the jump:
+#
+# $$k_\text{eff} = d(k-1)+1,\qquad r_\text{out} = r_\text{in} + (k_\text{eff}-1)\,j_\text{in},\qquad j_\text{out} = j_\text{in}\, s$$
+#
+# starting from `r = j = 1`. Three stacked 3x3 convolutions see as much as one
+# 7x7, with fewer weights, and a stride or pooling early on makes every later
+# layer grow the field faster. `L.receptive_field` runs the recurrence over the
+# convolution and pooling layers of a network — here, the small CNN we train
+# in section 7 (defined now), for a 32x32 input:
+
+# %%
+def small_cnn(in_channels: int, num_classes: int, image_size: int, widths=(32, 64, 128), *, bn: bool = True,
+              dropout: float = 0.25) -> nn.Sequential:
+    """VGG-style: stages of two (conv 3x3 -> [BN] -> ReLU) and a 2x2 max pool; dropout; a linear head."""
+    stages = 2 if image_size <= 16 else 3
+    layers, c = [], in_channels
+    for width in widths[:stages]:
+        for _ in range(2):
+            layers += [nn.Conv2d(c, width, 3, padding=1, bias=not bn)]
+            layers += [nn.BatchNorm2d(width)] if bn else []
+            layers += [nn.ReLU(inplace=True)]
+            c = width
+        layers.append(nn.MaxPool2d(2))
+    side = image_size // 2**stages
+    return nn.Sequential(nn.Sequential(*layers), nn.Dropout(dropout), nn.Flatten(), nn.Linear(c * side * side, num_classes))
+
+
+rf_net = small_cnn(3, 10, 32, widths=(4, 8, 16))  # the geometry does not depend on the widths
+rf_table = pd.DataFrame(L.receptive_field(rf_net, input_size=32))
+three = L.receptive_field([(3, 1)] * 3)[-1].rf
+print(f"three 3x3 convolutions: receptive field {three} (one {three}x{three} kernel), "
+      f"{3 * 9} vs {three * three} weights per input-output channel pair")
+measured = L.measured_receptive_field(rf_net[0], (3, 96, 96))
+print(f"last layer: computed {rf_table['rf'].iloc[-1]}, measured with gradients {measured}")
+assert measured == (rf_table["rf"].iloc[-1],) * 2
+assert rf_table["size"].iloc[-1] == rf_net[0](torch.zeros(1, 3, 32, 32)).shape[-1]
+rf_table
+
+# %% [markdown]
+# *Measured with gradients* means: set all weights to 1 (so nothing cancels),
+# back-propagate from the centre output pixel, and see which input pixels get a
+# non-zero gradient (`L.measured_receptive_field`). The picture shows the
+# receptive field of the centre pixel after each layer, drawn on a 96x96 image:
+
+# %%
+fig, ax = plt.subplots(figsize=(4.2, 4.2), layout="constrained")
+small = as_tensor(photos["chelsea"], 96)
+ax.imshow(small.permute(1, 2, 0).numpy())
+for i, r in enumerate(rf_table["rf"]):
+    ax.add_patch(Rectangle((48 - r / 2, 48 - r / 2), r, r, fill=False, lw=1.2, color=plt.cm.viridis(i / len(rf_table))))
+ax.set_title("receptive field of one pixel, layer by layer")
+ax.set_axis_off()
+
+# %% [markdown]
+# ## 2. Classic filters
+#
+# Before networks learned their filters, people designed them. Each filter below
+# is a 3x3 kernel (`L.CLASSIC_FILTERS`): **blurs** average a neighbourhood
+# (their weights sum to 1, so flat regions keep their brightness); **Sobel**
+# kernels take a derivative across one direction while smoothing along the
+# other, so they fire on edges (weights sum to 0: flat regions give 0); the
+# **Laplacian** is a second derivative (sums to 0); **sharpen** is the identity
+# minus the Laplacian (sums to 1). Signed outputs are drawn blue (negative) to
+# red (positive).
+
+# %%
+filter_names = ["box blur", "gaussian blur", "sobel x", "sobel y", "laplacian", "sharpen"]
+print(pd.Series({n: float(L.CLASSIC_FILTERS[n].sum()) for n in filter_names}, name="sum of weights").to_string())
+ax = show_kernels([L.CLASSIC_FILTERS[n] for n in filter_names], labels=filter_names, ncols=6, title="the kernels")
+
+demo = ["camera", "coins", "brick", "astronaut"]
+fig, axes = plt.subplots(len(demo), len(filter_names) + 1, figsize=(13, 8.2), layout="constrained")
+for r, name in enumerate(demo):
+    axes[r, 0].imshow(gray[name][0].numpy(), cmap="gray", vmin=0, vmax=1)
+    axes[r, 0].set_ylabel(name)
+    for c, fname in enumerate(filter_names, start=1):
+        out = L.apply_filter(gray[name], L.CLASSIC_FILTERS[fname])[0].numpy()
+        if L.CLASSIC_FILTERS[fname].sum() == 0:
+            v = np.abs(out).max()
+            axes[r, c].imshow(out, cmap="RdBu_r", vmin=-v, vmax=v)
+        else:
+            axes[r, c].imshow(out, cmap="gray", vmin=0, vmax=1)
+        if r == 0:
+            axes[r, c].set_title(fname)
+for a in axes.flat:
+    a.set_xticks([])
+    a.set_yticks([])
+
+# %% [markdown]
+# ### Explore: kernel size, stride, padding, dilation
+#
+# Move the sliders (in JupyterLab). The left panel shows the zero-padded input
+# with the taps of two output pixels (red: the first one, orange: one near the
+# centre), the middle the kernel, the right the output and its size. The text
+# line computes the size with the formula above and checks it against the
+# real `F.conv2d` output. Try: stride 2 (the output halves), dilation 3 (the
+# taps spread out, the output shrinks unless you pad), Sobel at size 7.
+
+# %%
+explorer = conv_explorer(cam, filter="sobel x", kernel_size=5, stride=2, padding=2)
+print(explorer.info)
+assert "matches" in explorer.info
+explorer
+
+# %% [markdown]
+# ## 3. Pooling
+#
+# Pooling summarises each window by its **maximum** or its **average**, channel
+# by channel, with no weights; usually with window = stride = 2, halving the
+# size. **Global** pooling summarises the whole map into one number per
+# channel: `(N, C, H, W) -> (N, C)`, which lets a network accept any image size.
+#
+# The usual claim is that pooling makes features tolerant to small shifts. We
+# measure it: take edge features (Sobel, then ReLU — what a first conv layer
+# computes) of real photographs, move the image window by `s` pixels, and
+# compute the relative change of the pooled features,
+# `||f(shifted) - f(x)|| / ||f(x)||` (`L.shift_tolerance`).
+
+# %%
+edges = torch.stack([L.CLASSIC_FILTERS["sobel x"], L.CLASSIC_FILTERS["sobel y"]])[:, None]
+
+
+def edge_features(x):
+    return F.relu(torch.cat([F.conv2d(x, edges, padding=1), -F.conv2d(x, edges, padding=1)], 1))
+
+
+windows = torch.stack([g[:, 20:84, 20:92] for g in gray.values()])  # six 64x72 windows: up to 8 pixels of shift
+poolers = {
+    "no pooling": lambda x: edge_features(x),
+    "max 2x2": lambda x: F.max_pool2d(edge_features(x), 2),
+    "max 4x4": lambda x: F.max_pool2d(edge_features(x), 4),
+    "avg 4x4": lambda x: F.avg_pool2d(edge_features(x), 4),
+    "global max": lambda x: edge_features(x).amax((2, 3)),
+    "global avg": lambda x: edge_features(x).mean((2, 3)),
+}
+shifts = list(range(0, 9))
+tolerance = pd.DataFrame({name: L.shift_tolerance(fn, windows, shifts) for name, fn in poolers.items()}, index=shifts)
+tolerance.index.name = "shift (pixels)"
+
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained", width_ratios=[1, 1, 1.6])
+axes[0].imshow(F.max_pool2d(cam[None], 4)[0, 0].numpy(), cmap="gray")
+axes[0].set_title(f"max pool 4x4: {tuple(F.max_pool2d(cam[None], 4).shape[-2:])}")
+axes[1].imshow(F.avg_pool2d(cam[None], 4)[0, 0].numpy(), cmap="gray")
+axes[1].set_title(f"average pool 4x4: {tuple(F.avg_pool2d(cam[None], 4).shape[-2:])}")
+for a in axes[:2]:
+    a.set_axis_off()
+tolerance.plot(ax=axes[2], marker="o", ms=3)
+axes[2].set_xlabel("horizontal shift (pixels)")
+axes[2].set_ylabel("relative change of the features")
+axes[2].grid(alpha=0.3)
+tolerance.round(3).T
+
+# %%
+t1 = tolerance.loc[1]
+print(f"after a 1-pixel shift the features change by {t1['no pooling']:.2f} without pooling, "
+      f"{t1['max 2x2']:.2f} with 2x2 max pooling, {t1['max 4x4']:.2f} with 4x4, {t1['global avg']:.3f} with global average")
+print(f"a shift of exactly one pooling window (4 pixels) moves the 4x4-pooled map by a whole cell: "
+      f"change {tolerance.loc[4, 'max 4x4']:.2f}")
+assert t1["global avg"] < t1["max 4x4"] < t1["max 2x2"] < t1["no pooling"]
+
+# %% [markdown]
+# So local pooling buys tolerance to shifts smaller than its window, not
+# invariance; only global pooling comes close to invariance (what remains is
+# content entering and leaving the window).
+#
+# ## 4. Activations
+#
+# Without a non-linearity between them, stacked layers collapse into one
+# linear map. The common choices:
+#
+# | name | $f(z)$ | $f'(z)$ |
+# | --- | --- | --- |
+# | sigmoid | $1/(1+e^{-z})$ | $f(1-f) \le 1/4$ |
+# | tanh | $\tanh z$ | $1-f^2 \le 1$ |
+# | ReLU | $\max(0, z)$ | 0 or 1 |
+# | leaky ReLU | $\max(az, z)$ | $a$ or 1 |
+# | ELU | $z$ if $z>0$ else $e^z - 1$ | 1 or $e^z$ |
+# | GELU | $z\,\Phi(z)$ | smooth, slightly negative below 0 |
+# | maxout | $\max_k (w_k^\top x + b_k)$ | the slope of the winning piece |
+#
+# Maxout (`L.Maxout`) *learns* its activation: the maximum of `k` linear
+# pieces is any convex piecewise-linear function; with the pieces `z` and `0`
+# it is ReLU. Below, a 3-piece maxout with the pieces `-z-1`, `0`, `z-1`
+# (tangents of `z²/4`). Derivatives are computed with autograd.
+
+# %%
+maxout = L.Maxout(1, 1, pieces=3)
+with torch.no_grad():
+    maxout.linear.weight.copy_(torch.tensor([[-1.0], [0.0], [1.0]]))
+    maxout.linear.bias.copy_(torch.tensor([-1.0, 0.0, -1.0]))
+relu_maxout = L.Maxout(1, 1, pieces=2)
+with torch.no_grad():
+    relu_maxout.linear.weight.copy_(torch.tensor([[1.0], [0.0]]))
+    relu_maxout.linear.bias.zero_()
+
+activations = {
+    "sigmoid": torch.sigmoid, "tanh": torch.tanh, "ReLU": F.relu, "leaky ReLU": lambda z: F.leaky_relu(z, 0.1),
+    "ELU": F.elu, "GELU": F.gelu, "maxout (3 pieces)": lambda z: maxout(z[:, None])[:, 0],
+}
+z = torch.linspace(-4, 4, 801, requires_grad=True)
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
+act_rows = {}
+for name, f in activations.items():
+    y = f(z)
+    (dy,) = torch.autograd.grad(y.sum(), z)
+    axes[0].plot(z.detach(), y.detach(), label=name)
+    axes[1].plot(z.detach(), dy, label=name)
+    act_rows[name] = {"max f'": dy.max().item(), "f'(4)": dy[-1].item(), "f'(-4)": dy[0].item()}
+axes[0].set_title("activation f(z)")
+axes[1].set_title("derivative f'(z)")
+for a in axes:
+    a.grid(alpha=0.3)
+    a.set_xlabel("z")
+axes[0].set_ylim(-1.5, 4)
+axes[1].legend(fontsize="small")
+grid_z = torch.linspace(-3, 3, 13)[:, None]
+assert torch.allclose(relu_maxout(grid_z), F.relu(grid_z)), "maxout with pieces z and 0 is ReLU"
+act_table = pd.DataFrame(act_rows).T
+assert abs(act_table.loc["sigmoid", "max f'"] - 0.25) < 1e-3
+act_table.round(4)
+
+# %% [markdown]
+# The sigmoid's slope never exceeds 1/4 (printed: the `max f'` column), and
+# both sigmoid and tanh are nearly flat for large |z| (*saturation*: the
+# `f'(4)` column). Back-propagation multiplies one such slope per layer, so in a
+# deep stack of sigmoids the gradient reaching the first layers shrinks
+# geometrically. We measure it: a plain stack of fully connected layers on real
+# images (our data set, flattened), each activation with its matching
+# initialisation (variance `gain²/fan_in`), one backward pass of the
+# cross-entropy loss, and the gradient norm of every layer's weights
+# (`L.layer_gradient_norms`).
+#
+# First, the labelled data set used from here on: CIFAR-10 or FashionMNIST when
+# they are in the data directory, otherwise scikit-learn's real 8x8 scans of
+# handwritten digits (the message below says which).
+
+# %%
+present = datasets_present()
+prefer = "cifar10" if present["cifar10"] else "fashion_mnist"
+if not present["cifar10"] and not present["fashion_mnist"]:
+    print("[notebook 01] Neither CIFAR-10 nor FashionMNIST is in the data directory.")
+train_set = load_image_classification(prefer, train=True, fallback_size=8)
+test_set = load_image_classification(prefer, train=False, fallback_size=8)
+n_train = pick(fast=min(len(train_set), 1200), full=len(train_set))
+n_test = pick(fast=min(len(test_set), 2000), full=len(test_set))
+train_set = train_set.subset(np.random.default_rng(0).permutation(len(train_set))[:n_train])
+test_set = test_set.subset(np.arange(n_test))
+C, S = train_set.image_shape[0], train_set.image_shape[1]
+K = train_set.n_classes
+print(f"data set: {train_set.name}; {len(train_set)} training and {len(test_set)} test images, "
+      f"{C}x{S}x{S}, {K} classes: {train_set.classes}")
+ax = show_images(train_set.float_images()[:16], labels=[train_set.classes[t] for t in train_set.targets[:16]],
+                 ncols=8, title=f"{train_set.name}: training images")
+
+# %%
+flat = train_set.float_images()[:256].flatten(1)
+flat = (flat - flat.mean(0)) / (flat.std(0) + 1e-6)
+flat_y = torch.as_tensor(train_set.targets[:256])
+depth = pick(fast=20, full=30)
+seed_everything(0)
+grad_norms = {}
+for name, act, nonlin in [("sigmoid", nn.Sigmoid, "sigmoid"), ("tanh", nn.Tanh, "tanh"), ("ReLU", nn.ReLU, "relu")]:
+    stack = L.init_weights(L.mlp_stack(depth, 128, act, in_features=flat.shape[1], out_features=K), "kaiming",
+                           nonlinearity=nonlin)
+    grad_norms[name] = L.layer_gradient_norms(stack, flat, flat_y)
+grad_norms = pd.DataFrame(grad_norms, index=pd.RangeIndex(1, depth + 2, name="layer"))
+ax = grad_norms.plot(logy=True, marker="o", ms=3, figsize=(6, 3.6))
+ax.set_ylabel("||dL/dW|| of the layer")
+ax.set_title(f"gradient norm per layer, {depth} hidden layers")
+ax.grid(alpha=0.3)
+shrink = grad_norms.iloc[0] / grad_norms.iloc[-1]
+print("gradient norm of the first layer / of the last layer:", shrink.map("{:.1e}".format).to_dict())
+assert shrink["sigmoid"] < 1e-3 * shrink["ReLU"]
+
+# %% [markdown]
+# The first layers of the sigmoid stack get almost no gradient, so they barely
+# learn; ReLU passes gradients unchanged where it is active. (Residual
+# connections and normalisation, later in the course, are the other half of
+# the cure.)
+#
+# ## 5. Initialisation and optimisers
+#
+# A linear layer with `fan_in` inputs and weights of variance `σ²` multiplies
+# the second moment of its input by about `fan_in σ²`; a ReLU halves it. So the
+# activation scale through a deep ReLU stack stays put only if
+# `σ² = 2 / fan_in` (**Kaiming/He** initialisation). PyTorch's **default**
+# for `nn.Linear` draws uniformly with bound `1/sqrt(fan_in)`, variance
+# `1/(3 fan_in)`: the scale shrinks at every layer (biases keep it from
+# reaching zero). A random **orthogonal** matrix keeps the norm of every
+# input exactly, scaled by the gain √2 for ReLU; **small** (σ = 0.01, a
+# classic mistake) kills the signal. `L.activation_stats` records each layer's
+# output:
+
+# %%
+depth_init = pick(fast=30, full=50)
+seed_everything(0)
+stats = {}
+for scheme in ["default", "small", "kaiming", "orthogonal"]:
+    stack = L.init_weights(L.mlp_stack(depth_init, 256, nn.ReLU, in_features=flat.shape[1]), scheme)
+    stats[scheme] = pd.DataFrame(L.activation_stats(stack, flat))
+std_table = pd.DataFrame({k: v["std"].to_numpy() for k, v in stats.items()}, index=pd.RangeIndex(1, depth_init + 1))
+ax = std_table.plot(logy=True, figsize=(6, 3.6))
+ax.set_xlabel("layer")
+ax.set_ylabel("std of the ReLU outputs")
+ax.set_title(f"activation scale through {depth_init} ReLU layers")
+ax.grid(alpha=0.3)
+final = std_table.iloc[-1]
+print("std of the last layer's outputs:", final.map("{:.2e}".format).to_dict())
+print("fraction of exact zeros after the first ReLU (Kaiming):", round(stats["kaiming"]["frac_zero"].iloc[0], 3))
+assert 0.1 < final["kaiming"] < 10 and final["default"] < final["kaiming"] / 5 and final["small"] < 1e-10
+
+# %% [markdown]
+# **SGD with momentum versus Adam.** SGD steps against the gradient; momentum
+# averages recent gradients (`v ← μ v + g`, `θ ← θ - η v`). Adam divides each
+# parameter's step by a running estimate of its gradient's scale, so it is less
+# sensitive to the learning rate and to badly scaled layers. Same network (the
+# small CNN above, with batch norm), same data, same epochs, each with a
+# commonly used learning rate; `fit` trains, the history holds the curves.
+
+# %%
+epochs_opt = pick(fast=3, full=15)
+widths = pick(fast=(16, 32, 64), full=(32, 64, 128) if train_set.name == "digits" else (64, 128, 256))
+batch_size = pick(fast=64, full=128)
+train_loader = make_loader(train_set, batch_size=batch_size, shuffle=True, device=device)
+test_loader = make_loader(test_set, batch_size=512, device=device)
+opt_histories = {}
+for name, make_opt in [("SGD + momentum 0.9, lr 0.05", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+                       ("Adam, lr 0.003", lambda p: torch.optim.Adam(p, lr=3e-3))]:
+    seed_everything(0)
+    model = small_cnn(C, K, S, widths)
+    opt_histories[name] = fit(model, train_loader, loss_fn=F.cross_entropy, optimizer=make_opt(model.parameters()),
+                              epochs=epochs_opt, val_loader=test_loader, metrics={"acc": accuracy}, device=device,
+                              progress=False)
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), layout="constrained")
+for name, h in opt_histories.items():
+    plot_history(h, "train_loss", ax=axes[0], label=name)
+    plot_history(h, "val_acc", ax=axes[1], label=name)
+print({name: round(h.last("val_acc"), 3) for name, h in opt_histories.items()})
+assert all(h.last("train_loss") < h["train_loss"][0] for h in opt_histories.values())
+
+# %% [markdown]
+# ## 6. Batch normalisation, dropout and DropBlock
+#
+# **Batch normalisation** normalises each channel with the mean and variance
+# over the batch and all pixels, then rescales with learned `γ, β`:
+#
+# $$\hat x = \frac{x - \mu_B}{\sqrt{\sigma_B^2 + \epsilon}},\qquad y = \gamma \hat x + \beta$$
+#
+# In training it also keeps running averages,
+# `running ← (1 - m) running + m · batch statistic` (momentum `m = 0.1`; the
+# running variance uses the unbiased estimate). In **eval** mode the running
+# statistics replace the batch's, so the layer becomes a fixed affine map and
+# an image's output no longer depends on the other images in its batch.
+# `L.batch_norm_2d` / `L.BatchNorm2dScratch` against `nn.BatchNorm2d`, on edge
+# features of the photographs:
+
+# %%
+scale, shift = torch.tensor([1.0, 5.0, 0.2, 20.0]).view(1, 4, 1, 1), torch.tensor([0.0, -3.0, 1.0, 10.0]).view(1, 4, 1, 1)
+feats = edge_features(torch.stack(list(gray.values()))) * scale + shift  # (6, 4, 128, 128), unequal channels
+ref_bn = nn.BatchNorm2d(4)
+my_bn = L.BatchNorm2dScratch(4)
+with torch.no_grad():
+    ref_bn.weight.uniform_(0.5, 2.0)
+    ref_bn.bias.normal_()
+my_bn.load_state_dict(ref_bn.state_dict())  # same parameter and buffer names
+for batch in (feats[:3], feats[3:], feats[1:5]):
+    assert torch.allclose(my_bn(batch), ref_bn(batch), atol=1e-5)
+assert torch.allclose(my_bn.running_mean, ref_bn.running_mean) and torch.allclose(my_bn.running_var, ref_bn.running_var)
+ref_bn.eval()
+my_bn.eval()
+assert torch.allclose(my_bn(feats), ref_bn(feats), atol=1e-5)
+
+plain = L.batch_norm_2d(feats, None, None, training=True)  # no gamma/beta: mean 0, std 1 per channel
+print("per-channel mean before:", feats.mean((0, 2, 3)), " after:", plain.mean((0, 2, 3)))
+print("per-channel std  before:", feats.std((0, 2, 3)), " after:", plain.std((0, 2, 3)))
+my_bn.train()
+a = my_bn(feats[[0, 1, 2]])[0]
+b = my_bn(feats[[0, 3, 4]])[0]
+my_bn.eval()
+c, d = my_bn(feats[[0, 1, 2]])[0], my_bn(feats[[0, 3, 4]])[0]
+print(f"same image, two different batches: max difference {(a - b).abs().max():.3f} in train mode, "
+      f"{(c - d).abs().max():.1e} in eval mode")
+assert (a - b).abs().max() > 0.01 and torch.equal(c, d)
+
+# %% [markdown]
+# **Dropout** zeroes each activation with probability `p` during training and
+# scales the survivors by `1/(1-p)`, so the expected value is unchanged and
+# eval mode is simply the identity. **DropBlock** (`L.DropBlock2d`, Ghiasi et
+# al. 2018) drops whole `b x b` squares instead: neighbouring pixels of a
+# feature map are correlated, so a single dropped pixel is easily filled in
+# from its neighbours, a dropped block is not. Its seed rate
+# `γ = p / b² · HW / ((H-b+1)(W-b+1))` makes about a fraction `p` of the map
+# disappear. Both on the camera image:
+
+# %%
+p_drop = 0.2
+drop = nn.Dropout(p_drop).train()
+ones = torch.ones(100_000)
+dropped = drop(ones)
+print(f"dropout p={p_drop}: {(dropped == 0).float().mean():.3f} zeroed, survivors scaled to "
+      f"{dropped.max():.2f} = 1/(1-p), mean {dropped.mean():.3f}; eval mode is the identity: "
+      f"{torch.equal(drop.eval()(ones), ones)}")
+assert abs((dropped == 0).float().mean() - p_drop) < 0.01 and abs(dropped.max() - 1 / (1 - p_drop)) < 1e-5
+
+seed_everything(0)
+dropblock = L.DropBlock2d(drop_prob=p_drop, block_size=15).train()
+img4 = cam[None]
+db_out = dropblock(img4)
+do_out = F.dropout(img4, p_drop, training=True)
+frac_db = (db_out == 0).float().mean().item() - (img4 == 0).float().mean().item()
+masks = torch.stack([dropblock.block_mask(torch.ones(8, 16, 32, 32)) for _ in range(5)])
+print(f"DropBlock p={p_drop}, block 15 on the camera image: {frac_db:.3f} of the pixels dropped; "
+      f"on 32x32 maps, averaged over {masks.shape[:3].numel()} maps: {1 - masks.mean():.3f}")
+assert abs((1 - masks.mean()) - p_drop) < 0.05 and torch.equal(dropblock.eval()(img4), img4)
+fig, ax = plt.subplots(figsize=(10, 3.6), layout="constrained")
+ax = show_images([img4[0], do_out[0].clamp(0, 1), db_out[0].clamp(0, 1)], ax=ax,
+                 labels=["input", f"dropout p={p_drop}", f"DropBlock p={p_drop}, block 15"], ncols=3)
+
+# %% [markdown]
+# ## 7. A first CNN on real data
+#
+# The network (`small_cnn`, defined in section 1): stages of two
+# *conv 3x3 → batch norm → ReLU* and a 2x2 max pool, then dropout and one
+# linear layer. **Data augmentation** shows the network a slightly different
+# version of each image at every epoch: a random crop of the zero-padded image
+# (a shift by a few pixels) and, where the class does not depend on it, a
+# random left-right flip. Flipping is right for CIFAR-10 and FashionMNIST, and
+# wrong for digits (a mirrored 2 is not a 2), so the digits get shifts only.
+# `L.BatchAugment` augments whole batches in the loader. Only the training loader augments.
+
+# %%
+flip = train_set.name in ("cifar10", "fashion_mnist")
+pad = max(1, S // 8)
+augment = L.BatchAugment(padding=pad, flip=flip)
+print(f"augmentation for {train_set.name}: {augment} (shifts of up to {pad} pixels"
+      f"{', left-right flips' if flip else '; no flips: digits are not mirror-symmetric'})")
+seed_everything(0)
+originals = torch.stack([train_set[i][0] for i in range(8)])
+augmented = L.random_crop_flip(originals.repeat(3, 1, 1, 1), padding=pad, flip=flip)
+ax = show_images(torch.cat([originals, augmented]), ncols=8, title="first row: originals; below: three augmented copies")
+
+# %% [markdown]
+# We train three versions for the same number of epochs with AdamW and a
+# one-cycle learning-rate schedule: the full recipe, the same without
+# augmentation, and the same without batch normalisation.
+
+# %%
+epochs = pick(fast=5, full=30)
+aug_loader = make_loader(train_set, batch_size=batch_size, shuffle=True, device=device, collate_fn=augment)
+variants = {
+    "BN + augmentation": dict(bn=True, loader=aug_loader),
+    "BN, no augmentation": dict(bn=True, loader=train_loader),
+    "no BN, augmentation": dict(bn=False, loader=aug_loader),
+}
+histories, models = {}, {}
+t0 = time.perf_counter()
+for name, v in variants.items():
+    seed_everything(0)
+    model = small_cnn(C, K, S, widths, bn=v["bn"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=5e-4)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=epochs * len(v["loader"]))
+    histories[name] = fit(model, v["loader"], loss_fn=F.cross_entropy, optimizer=optimizer, epochs=epochs,
+                          scheduler=scheduler, scheduler_step="batch", val_loader=test_loader,
+                          metrics={"acc": accuracy}, device=device, progress=False)
+    models[name] = model
+train_seconds = time.perf_counter() - t0
+summary = pd.DataFrame({name: {"train acc": h.last("train_acc"), "test acc": h.last("val_acc"),
+                               "train loss": h.last("train_loss"), "test loss": h.last("val_loss")}
+                        for name, h in histories.items()}).T
+print(f"{len(variants)} runs of {epochs} epochs on {len(train_set)} images in {train_seconds:.0f} s on {device}")
+summary.round(3)
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), layout="constrained")
+for name, h in histories.items():
+    plot_history(h, "loss", ax=axes[0], label=name)
+    plot_history(h, "val_acc", ax=axes[1], label=name)
+axes[0].set_yscale("log")
+axes[0].set_title("loss (solid: train, dashed: test)")
+axes[1].set_title("test accuracy")
+net = models["BN + augmentation"]
+logits, labels = predict(net, test_loader, device=device)
+plot_confusion_matrix(labels, logits.argmax(1), class_names=test_set.classes, ax=axes[2])
+test_acc = (logits.argmax(1) == labels).float().mean().item()
+gap = {name: h.last("train_acc") - h.last("val_acc") for name, h in histories.items()}
+print(f"test accuracy of the full recipe after {epochs} epochs: {test_acc:.3f}")
+print("train minus test accuracy (overfitting):", {k: round(v, 3) for k, v in gap.items()})
+early = max(1, epochs // 4)
+print(f"test accuracy after epoch {early} of {epochs}:", {k: round(h["val_acc"][early - 1], 3) for k, h in histories.items()})
+assert test_acc > (0.9 if train_set.name == "digits" else 0.4)
+if not info["fast_mode"] and train_set.name == "digits":
+    assert test_acc >= 0.98, "the full run should reach 98% on the digits"
+
+# %% [markdown]
+# What to look for in the curves and the printed numbers. **Augmentation:**
+# without it the network sees the same images every epoch, fits them faster
+# and reaches a lower training loss; the price is a larger gap between
+# training and test accuracy (overfitting). With it, training accuracy is
+# measured on the augmented, harder images, so it can even sit below the test
+# accuracy. **Batch norm:** it keeps every layer's input at a steady scale,
+# which lets the same learning rate make faster early progress (compare the
+# test accuracy after the first quarter of the epochs). How large these
+# effects are depends on the data, the network and the number of epochs: short
+# fast-mode runs on small data show them less clearly than a full run
+# (`COURSE_FAST=0`), and on a small, easy data set the recipes can end up
+# level.
+#
+# **What did it learn?** The feature maps of the first convolution for one test
+# image, and the learned first-layer kernels next to the classic ones from
+# section 2 (for colour inputs, the kernels are shown in colour):
+
+# %%
+x0, y0 = test_set[0]
+with torch.no_grad():
+    net.eval().cpu()
+    first_maps = net[0][:3](x0[None])[0]  # conv -> BN -> ReLU
+ax = show_images([x0] + [m / (m.max() + 1e-6) for m in first_maps[:15]],
+                 labels=[f"input ({test_set.classes[y0]})"] + [f"map {i}" for i in range(15)],
+                 ncols=8, title="first-layer feature maps (after ReLU), each scaled to its maximum")
+w1 = net[0][0].weight.detach()
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), layout="constrained", width_ratios=[8, 3])
+show_kernels(w1[:16], ncols=8, ax=axes[0], title=f"16 of the learned first-layer kernels {tuple(w1.shape)}")
+ax = show_kernels([L.CLASSIC_FILTERS[n] for n in filter_names], labels=filter_names, ncols=3, ax=axes[1],
+                  title="classic kernels")
+
+# %% [markdown]
+# ## 8. 1x1 convolutions, and networks without fully connected layers
+#
+# A **1x1 convolution** is a linear map across channels applied at every pixel:
+# `y[:, i, j] = W x[:, i, j] + b`. It mixes channels without looking at
+# neighbours, and is the cheap way to change the channel count (the bottleneck
+# of ResNet, the pointwise half of a depthwise-separable convolution).
+
+# %%
+with torch.no_grad():
+    fmap = net[0](x0[None])  # the trained network's last feature map (1, C_last, h, w)
+one_by_one = nn.Conv2d(fmap.shape[1], 8, kernel_size=1)
+by_hand = torch.einsum("oc,nchw->nohw", one_by_one.weight[:, :, 0, 0], fmap) + one_by_one.bias.view(1, -1, 1, 1)
+assert torch.allclose(one_by_one(fmap), by_hand, atol=1e-5)
+full = conv_params(3, 256, 256)
+bottleneck = conv_params(1, 256, 64) + conv_params(3, 64, 64) + conv_params(1, 64, 256)
+print(f"3x3 conv 256->256: {full:,} weights; bottleneck 1x1 256->64, 3x3 64->64, 1x1 64->256: "
+      f"{bottleneck:,} ({full / bottleneck:.1f}x fewer)")
+
+# %% [markdown]
+# **"There are no fully connected layers"** (Yann LeCun): a linear head that
+# reads a flattened `(C, h, w)` feature map is a convolution with a `h x w`
+# kernel — each class's weights reshaped to `(C, h, w)`. After global pooling
+# (`h = w = 1`) it is literally a 1x1 convolution. `L.linear_to_conv1x1`
+# makes the conversion. On training-size inputs the converted network gives
+# the same logits; on a **larger** input the kernel slides, and the network
+# returns a *map* of class scores. Below, test images placed side by side on
+# one wide canvas: each column of the map says which class the network sees
+# there.
+
+# %%
+stride = S // fmap.shape[-1]  # total downsampling of the feature extractor
+head = net[3]
+conv_head = L.linear_to_conv1x1(head, fmap.shape[1], fmap.shape[-2:])
+fcn = nn.Sequential(net[0], conv_head).eval()
+xb, yb = next(iter(test_loader))
+with torch.no_grad():
+    assert torch.allclose(fcn(xb).flatten(1), net(xb), atol=1e-4), "same logits on training-size images"
+print(f"head {head} -> {conv_head}")
+
+n_place = 5
+step = stride * -(-(S + S // 2) // stride)  # image + gap, a multiple of the stride so images align with map cells
+canvas = torch.zeros(C, S, step * (n_place - 1) + S)
+for i in range(n_place):
+    canvas[:, :, i * step: i * step + S] = test_set[i + 1][0]
+with torch.no_grad():
+    score_map = fcn(canvas[None])[0]  # (K, 1, positions)
+probs = score_map.softmax(0)[:, 0]
+at_images = [i * step // stride for i in range(n_place)]
+pred_at = [test_set.classes[int(probs[:, p].argmax())] for p in at_images]
+true_at = [test_set.classes[test_set[i + 1][1]] for i in range(n_place)]
+print(f"canvas {tuple(canvas.shape)} -> score map {tuple(score_map.shape)}: one score vector every {stride} pixels")
+print("prediction where each image sits:", pred_at, " true:", true_at)
+fig, axes = plt.subplots(2, 1, figsize=(10, 4.5), layout="constrained", height_ratios=[1, 1.6], sharex=True)
+axes[0].imshow(canvas.permute(1, 2, 0).numpy().squeeze(), cmap="gray", aspect="auto",
+               extent=(-0.5, canvas.shape[-1] - 0.5, S - 0.5, -0.5))
+axes[0].set_title("canvas of test images")
+centre = S / 2 - 0.5  # each score looks at an S x S window; draw it at the window's centre
+axes[1].imshow(probs.numpy(), aspect="auto", cmap="viridis",
+               extent=(centre - stride / 2, centre + (probs.shape[1] - 0.5) * stride, K - 0.5, -0.5))
+axes[1].set_yticks(range(K), test_set.classes, fontsize="small")
+axes[1].set_xlim(-0.5, canvas.shape[-1] - 0.5)
+axes[1].set_xlabel("canvas column (pixels) of the window centre")
+axes[1].set_title("class probabilities from the fully convolutional network")
+assert score_map.shape == (K, 1, (canvas.shape[-1] - S) // stride + 1)
+assert sum(p == t for p, t in zip(pred_at, true_at)) >= 3
+
+# %% [markdown]
+# ## 9. Depthwise-separable convolutions
+#
+# A standard `Dk x Dk` convolution from `M` to `N` channels on a `Df x Df`
+# output costs `Dk·Dk·M·N·Df·Df` multiply-adds: every output channel looks at
+# every input channel. MobileNet splits it into a **depthwise** convolution
+# (one `Dk x Dk` filter per input channel, `groups = M`) and a **pointwise** 1x1
+# convolution that mixes channels:
+#
+# $$\underbrace{D_k^2 M D_f^2}_{\text{depthwise}} + \underbrace{M N D_f^2}_{\text{pointwise}}
+#   \quad\text{vs}\quad D_k^2 M N D_f^2,\qquad
+#   \text{ratio} = \frac{1}{N} + \frac{1}{D_k^2}$$
+#
+# We check the formulas against multiply-adds counted on real layers by
+# `torch.utils.flop_counter` (`course_utils.cost.count_macs`), and time both on this machine.
+
+# %%
+Dk, M, Df = 3, 32, pick(fast=16, full=32)
+cost_rows = []
+for N in (16, 64, 256):
+    standard = nn.Conv2d(M, N, Dk, padding=1, bias=False)
+    separable = nn.Sequential(nn.Conv2d(M, M, Dk, padding=1, groups=M, bias=False), nn.Conv2d(M, N, 1, bias=False))
+    counted_std, counted_sep = count_macs(standard, (1, M, Df, Df)), count_macs(separable, (1, M, Df, Df))
+    assert counted_std == conv_macs(Dk, M, N, Df) and counted_sep == depthwise_separable_macs(Dk, M, N, Df)
+    lat_std = measure_latency(standard, (8, M, Df, Df), warmup=1, repeats=5).ms_per_batch
+    lat_sep = measure_latency(separable, (8, M, Df, Df), warmup=1, repeats=5).ms_per_batch
+    cost_rows.append({"N": N, "MACs standard": counted_std, "MACs separable": counted_sep,
+                      "params standard": count_parameters(standard), "params separable": count_parameters(separable),
+                      "MAC ratio (counted)": counted_sep / counted_std, "1/N + 1/Dk^2": depthwise_separable_ratio(Dk, N),
+                      "time ratio (measured)": lat_sep / lat_std})
+cost_table = pd.DataFrame(cost_rows).set_index("N")
+assert np.allclose(cost_table["MAC ratio (counted)"], cost_table["1/N + 1/Dk^2"])
+print(f"Dk={Dk}, M={M}, Df={Df}; times: batch of 8 on {device if device.type == 'cpu' else 'cpu'} (median of 5)")
+cost_table.round(3)
+
+# %% [markdown]
+# The saving in multiply-adds approaches `Dk² = 9` as `N` grows. The measured
+# time ratio is usually less favourable: a depthwise convolution does little
+# arithmetic per byte of memory it reads, and libraries optimise dense
+# convolutions best. Multiply-adds are a proxy for speed, not a measurement.
+#
+# ## 10. Conv1d and Conv3d
+#
+# The same operation works in one dimension (sequences: audio, sensor
+# signals, text as a sequence of token embeddings) and in three (video: time x
+# height x width; medical volumes). Only the number of spatial dimensions
+# changes; the output-size formula applies per dimension. Text first: each
+# character becomes a learned 16-dimensional vector, and a `Conv1d` with
+# kernel 5 looks at five characters at a time (a bank of learned 5-gram
+# detectors).
+
+# %%
+sentence = "Convolutions slide one small kernel over the whole input."
+tokens = torch.tensor([list(sentence.encode())])  # (1, L) byte values
+embed = nn.Embedding(256, 16)
+seq = embed(tokens).transpose(1, 2)  # (N, channels, L): Conv1d wants channels first
+for conv1d in [nn.Conv1d(16, 32, kernel_size=5, padding=2), nn.Conv1d(16, 32, kernel_size=5, stride=2),
+               nn.Conv1d(16, 32, kernel_size=3, dilation=4)]:
+    out = conv1d(seq)
+    expected = L.conv_output_size(seq.shape[-1], conv1d.kernel_size[0], stride=conv1d.stride[0],
+                                  padding=conv1d.padding[0], dilation=conv1d.dilation[0])
+    assert out.shape == (1, 32, expected)
+    print(f"{str(conv1d):75s} {tuple(seq.shape)} -> {tuple(out.shape)}")
+
+# %% [markdown]
+# For video, PyTorch's own example: `nn.Conv3d(16, 33, 3, stride=2)` on a batch
+# of 20 clips with 16 channels, 10 frames of 50x100 pixels. That input holds 16
+# million numbers, so we check the shapes on the **meta** device (shapes and
+# dtypes only, no memory, no arithmetic), and count the multiply-adds the same way:
+
+# %%
+with torch.device("meta"):
+    conv3d = nn.Conv3d(16, 33, 3, stride=2)
+    video = torch.empty(20, 16, 10, 50, 100)
+    out3d = conv3d(video)
+expected3d = (20, 33) + tuple(L.conv_output_size(n, 3, stride=2) for n in (10, 50, 100))
+print(f"input: {video.numel() / 1e6:.1f} million numbers")
+print(f"Conv3d {tuple(video.shape)} -> {tuple(out3d.shape)} (formula {expected3d}); "
+      f"{count_parameters(conv3d):,} parameters, {count_macs(conv3d, tuple(video.shape)) / 1e9:.2f} G multiply-adds")
+assert tuple(out3d.shape) == expected3d
+
+# %% [markdown]
+# A real clip: slide a window across the camera image to make 8 frames of a
+# camera pan, and apply a `Conv3d` whose kernel is a difference over time
+# (`[-1, +1]` along the frame axis, 1x1 in space). It responds only where the
+# image changes between frames — a motion detector, which a 2-D convolution
+# on single frames cannot be.
+
+# %%
+frames = torch.stack([cam[:, 30:94, 20 + 3 * t: 84 + 3 * t] for t in range(8)], dim=1)  # (1, T=8, 64, 64)
+motion = nn.Conv3d(1, 1, kernel_size=(2, 1, 1), bias=False)
+with torch.no_grad():
+    motion.weight.copy_(torch.tensor([-1.0, 1.0]).view(1, 1, 2, 1, 1))
+    moving = motion(frames[None])[0, 0]  # (T-1, 64, 64)
+    still = motion(frames[:, :1].expand(-1, 8, -1, -1)[None])[0, 0]
+print(f"clip {tuple(frames[None].shape)} -> {tuple(moving.shape)}; mean |response|: panning "
+      f"{moving.abs().mean():.3f}, static clip {still.abs().mean():.3f}")
+assert still.abs().max() == 0 and moving.abs().mean() > 0.01
+fig, ax = plt.subplots(figsize=(10, 3.6), layout="constrained")
+ax = show_images([frames[:, 0], frames[:, 7], moving[0].abs()[None] / moving.abs().max()], ax=ax,
+                 labels=["frame 0", "frame 7", "|frame 1 - frame 0|"], ncols=3)
+
+# %% [markdown]
+# ## Summary
+#
+# What this run measured (all numbers from the cells above):
+
+# %%
+print(f"data set: {train_set.name} ({len(train_set)} train / {len(test_set)} test); fast mode: {info['fast_mode']}")
+print(f"im2col speed-up over loops: {speed['loop'] / speed['unfold']:.0f}x; receptive field of the small CNN "
+      f"(32x32 input): {rf_table['rf'].iloc[-1]} pixels")
+print(f"1-pixel shift: feature change {t1['no pooling']:.2f} (no pooling) vs {t1['max 4x4']:.2f} (4x4 max pool)")
+print(f"gradient shrink first/last layer over {depth} layers: sigmoid {shrink['sigmoid']:.1e}, ReLU {shrink['ReLU']:.1e}")
+print("test accuracy after", epochs, "epochs:", {k: round(v, 3) for k, v in summary["test acc"].items()})
+print(f"depthwise-separable multiply-adds at N=256: {cost_table.loc[256, 'MAC ratio (counted)']:.3f} of a standard conv")
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a cell for your code (between the `BEGIN/END SOLUTION`
+# markers in the instructor's copy; a `NotImplementedError` in yours) and a
+# self-check cell with `assert`s. Run the self-check: no error means it passed.
+# The exercises only use what the notebook imported at the top, so you can
+# run them in any order.
+#
+# ### Exercise 1 (3 points): convolution as a matrix product
+#
+# Write `conv2d_im2col(x, weight, bias, stride, padding)` for `groups = 1`
+# and `dilation = 1` using `F.unfold` and one matrix product (no loops, no
+# `F.conv2d`). `x` is `(N, C_in, H, W)`, `weight` `(C_out, C_in, k, k)`.
+
+# %% tags=["solution"] exercise="conv_im2col"
+def conv2d_im2col(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride: int = 1,
+                  padding: int = 0) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    # Hint: F.unfold(x, k, padding=padding, stride=stride) gives (N, C_in*k*k, L); weight.view(C_out, -1) @ that; reshape with the output-size formula.
+    n, _, h, w = x.shape
+    c_out, _, k, _ = weight.shape
+    h_out = (h + 2 * padding - k) // stride + 1
+    w_out = (w + 2 * padding - k) // stride + 1
+    cols = F.unfold(x, k, padding=padding, stride=stride)
+    out = (weight.view(c_out, -1) @ cols).view(n, c_out, h_out, w_out)
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+    ### END SOLUTION
+
+
+# %% tags=["check"] exercise="conv_im2col" points=3
+xe = torch.randn(2, 3, 11, 9)
+for k, s, p in [(3, 1, 0), (3, 2, 1), (5, 1, 2), (1, 1, 0), (4, 3, 2)]:
+    we, be = torch.randn(6, 3, k, k), torch.randn(6)
+    assert torch.allclose(conv2d_im2col(xe, we, be, stride=s, padding=p),
+                          F.conv2d(xe, we, be, stride=s, padding=p), atol=1e-5), (k, s, p)
+assert torch.allclose(conv2d_im2col(xe, we), F.conv2d(xe, we), atol=1e-5)
+print("conv2d_im2col matches F.conv2d")
+
+# %% [markdown]
+# ### Exercise 2 (1 point): output sizes
+#
+# Write `output_size(n, k, stride=1, padding=0, dilation=1)` returning the
+# output length of a convolution along one dimension.
+
+# %% tags=["solution"] exercise="output_size"
+def output_size(n: int, k: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    ### BEGIN SOLUTION
+    # Hint: the dilated kernel spans d*(k-1)+1 pixels of the padded input n+2p; count its positions in steps of s.
+    return (n + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    ### END SOLUTION
+
+
+# %% tags=["check"] exercise="output_size" points=1
+for n, k, s, p, d in [(32, 3, 1, 1, 1), (224, 7, 2, 3, 1), (28, 5, 1, 0, 1), (17, 3, 2, 0, 1), (64, 3, 1, 2, 2),
+                      (10, 4, 3, 1, 1), (9, 3, 1, 0, 4)]:
+    real = nn.Conv2d(1, 1, k, stride=s, padding=p, dilation=d)(torch.zeros(1, 1, n, n)).shape[-1]
+    assert output_size(n, k, s, p, d) == real, (n, k, s, p, d)
+print("output_size agrees with nn.Conv2d")
+
+# %% [markdown]
+# ### Exercise 3 (2 points): parameters and multiply-adds of a layer
+#
+# Write `conv_cost(c_in, c_out, k, h_out, w_out, groups=1, bias=True)` that
+# returns `(parameters, multiply_adds)` of a `k x k` `nn.Conv2d` with that
+# output size. Count one multiply-add per weight per output position (biases
+# are parameters, but not multiply-adds, as in the papers).
+
+# %% tags=["solution"] exercise="conv_cost"
+def conv_cost(c_in: int, c_out: int, k: int, h_out: int, w_out: int, groups: int = 1,
+              bias: bool = True) -> tuple[int, int]:
+    ### BEGIN SOLUTION
+    # Hint: each output channel has (c_in // groups) * k * k weights; each weight is used once per output pixel.
+    weights = c_out * (c_in // groups) * k * k
+    return weights + (c_out if bias else 0), weights * h_out * w_out
+    ### END SOLUTION
+
+
+# %% tags=["check"] exercise="conv_cost" points=2
+for c_in, c_out, k, s, g, bias, size in [(3, 64, 7, 2, 1, False, 224), (64, 64, 3, 1, 1, True, 56),
+                                         (32, 32, 3, 1, 32, False, 28), (64, 128, 1, 1, 1, True, 14),
+                                         (16, 32, 5, 2, 4, True, 20)]:
+    layer = nn.Conv2d(c_in, c_out, k, stride=s, padding=k // 2, groups=g, bias=bias)
+    h_out = layer(torch.zeros(1, c_in, size, size)).shape[-1]
+    expected = (count_parameters(layer), count_macs(layer, (1, c_in, size, size)))
+    assert conv_cost(c_in, c_out, k, h_out, h_out, groups=g, bias=bias) == expected, (c_in, c_out, k, g)
+print("conv_cost agrees with the parameters and the FlopCounter's multiply-adds")
+
+# %% [markdown]
+# ### Exercise 4 (2 points): batch norm, training mode
+#
+# Write `batch_norm_train(x, gamma, beta, eps=1e-5)` for `x` of shape
+# `(N, C, H, W)`: normalise each channel with the mean and the *biased*
+# variance over `N, H, W`, then scale by `gamma` and shift by `beta` (both
+# shape `(C,)`). Do not call `F.batch_norm` or `nn.BatchNorm2d`.
+
+# %% tags=["solution"] exercise="batch_norm"
+def batch_norm_train(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    # Hint: x.mean(dim=(0, 2, 3), keepdim=True) and x.var(dim=(0, 2, 3), unbiased=False, keepdim=True); reshape gamma to (1, C, 1, 1).
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    return gamma.view(1, -1, 1, 1) * (x - mean) / torch.sqrt(var + eps) + beta.view(1, -1, 1, 1)
+    ### END SOLUTION
+
+
+# %% tags=["check"] exercise="batch_norm" points=2
+xb_ex = torch.randn(8, 5, 6, 7) * torch.arange(1, 6).view(1, 5, 1, 1) + 3
+g_ex, b_ex = torch.rand(5) + 0.5, torch.randn(5)
+assert torch.allclose(batch_norm_train(xb_ex, g_ex, b_ex), F.batch_norm(xb_ex, None, None, g_ex, b_ex, training=True),
+                      atol=1e-4)
+assert torch.allclose(batch_norm_train(xb_ex, torch.ones(5), torch.zeros(5)).std((0, 2, 3), unbiased=False),
+                      torch.ones(5), atol=1e-3)
+print("batch_norm_train matches F.batch_norm in training mode")
+
+# %% [markdown]
+# ### Exercise 5 (2 points): maxout
+#
+# Write `maxout_forward(x, weight, bias, pieces)`: `x` is `(B, in)`, `weight`
+# `(out * pieces, in)` and `bias` `(out * pieces,)` as in `nn.Linear`; the
+# `pieces` consecutive rows `j*pieces ... j*pieces + pieces - 1` belong to
+# output `j`. Return the `(B, out)` maximum over each output's pieces.
+
+# %% tags=["solution"] exercise="maxout"
+def maxout_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, pieces: int) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    # Hint: z = x @ weight.T + bias has shape (B, out*pieces); view it as (B, out, pieces) and take the max over the last dim.
+    z = x @ weight.T + bias
+    return z.view(x.shape[0], -1, pieces).max(dim=-1).values
+    ### END SOLUTION
+
+
+# %% tags=["check"] exercise="maxout" points=2
+mx = L.Maxout(7, 4, pieces=3)
+xm = torch.randn(10, 7)
+assert torch.allclose(maxout_forward(xm, mx.linear.weight, mx.linear.bias, 3), mx(xm), atol=1e-6)
+relu_w, relu_b = torch.tensor([[1.0], [0.0]]), torch.zeros(2)
+assert torch.allclose(maxout_forward(torch.linspace(-2, 2, 9)[:, None], relu_w, relu_b, 2)[:, 0],
+                      F.relu(torch.linspace(-2, 2, 9)))
+print("maxout_forward matches L.Maxout, and two pieces make a ReLU")
+
+# %% [markdown]
+# ### Exercise 6 (2 points): a linear head as a convolution
+#
+# Write `head_as_conv(linear, channels, h, w)` that returns an `nn.Conv2d`
+# computing the same scores as `linear(features.flatten(1))` for feature maps
+# of shape `(N, channels, h, w)` (do not call `L.linear_to_conv1x1`).
+
+# %% tags=["solution"] exercise="head_as_conv"
+def head_as_conv(linear: nn.Linear, channels: int, h: int, w: int) -> nn.Conv2d:
+    ### BEGIN SOLUTION
+    # Hint: nn.Conv2d(channels, linear.out_features, kernel_size=(h, w)); copy linear.weight.view(out, channels, h, w) and the bias under torch.no_grad().
+    conv = nn.Conv2d(channels, linear.out_features, kernel_size=(h, w))
+    with torch.no_grad():
+        conv.weight.copy_(linear.weight.view(linear.out_features, channels, h, w))
+        conv.bias.copy_(linear.bias)
+    return conv
+    ### END SOLUTION
+
+
+# %% tags=["check"] exercise="head_as_conv" points=2
+lin = nn.Linear(6 * 3 * 4, 5)
+fm = torch.randn(4, 6, 3, 4)
+hc = head_as_conv(lin, 6, 3, 4)
+assert isinstance(hc, nn.Conv2d)
+assert torch.allclose(hc(fm).flatten(1), lin(fm.flatten(1)), atol=1e-5)
+assert hc(torch.randn(1, 6, 7, 9)).shape == (1, 5, 5, 6), "on a larger map it slides"
+print("head_as_conv gives the same scores and slides over larger maps")
