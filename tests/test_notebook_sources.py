@@ -71,3 +71,30 @@ def test_no_show_or_star_imports(path):
     src = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
     assert not re.search(r"from \S+ import \*", src)
     assert "plt.show()" not in src
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_first_cell_installs_the_package_on_colab(script):
+    from course_utils.colab import install_snippet
+
+    nb = read_script(script)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert first.source.startswith(install_snippet().strip().split("\n")[0])
+    assert install_snippet().strip() in first.source, "run `python -m course_utils.colab` to refresh the snippet"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_readme_has_a_colab_badge(script):
+    from course_utils.colab import badge_url
+
+    readme = (NB_DIR.parent / "README.md").read_text()
+    assert badge_url(f"{script.stem}.ipynb") in readme
+
+
+def test_colab_snippet_is_inert_outside_colab():
+    import sys
+
+    from course_utils.colab import install_snippet
+
+    assert "google.colab" not in sys.modules
+    exec(compile(install_snippet(), "<snippet>", "exec"), {})  # must not try to install anything here
