@@ -12,6 +12,8 @@ _notebook_seconds: dict[str, float] = defaultdict(float)
 
 
 def pytest_runtest_logreport(report):
+    if report.skipped:
+        return
     path = report.nodeid.split("::")[0]
     if path.endswith(".ipynb"):
         _notebook_seconds[path] += report.duration

@@ -219,3 +219,26 @@ def test_cli_release_and_check(tmp_path, capsys):
     (tmp_path / "s" / "09_tiny.ipynb").unlink()
     assert A.main(["check-release", "--source", str(script.parent), "--out", str(tmp_path / "s")]) == 1
     assert "Out of date" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_student_copy_matches_the_tested_notebook_up_to_the_first_exercise(script):
+    """nbval executes the instructor notebook; the student copy is the same code up to its first exercise,
+    so it runs without error that far (and every non-exercise cell after it is unchanged too)."""
+    instructor = read_script(script)
+    student = nbformat.read(ROOT / "student" / f"{script.stem}.ipynb", as_version=4)
+    first = next(i for i, c in enumerate(instructor.cells) if c.metadata.get("exercise"))
+    assert first > 0
+    assert [c.source for c in student.cells[:first]] == [c.source for c in instructor.cells[:first]]
+    assert "NotImplementedError" in student.cells[first].source or "solution" not in instructor.cells[first].metadata.get("tags", [])
+
+
+@pytest.mark.notebook
+def test_grading_the_real_notebook_00(tmp_path):
+    """The released copy of notebook 00 scores 0 (every check fails on its stub); the solution scores 100%."""
+    script = ROOT / "notebooks" / "00_getting_started.py"
+    blank = A.grade(ROOT / "student" / "00_getting_started.ipynb", instructor=script, timeout=300)
+    assert blank.total >= 2 and blank.score == 0
+    assert all("NotImplementedError" in r.message for r in blank.results)
+    solved = A.grade(ROOT / "notebooks" / "00_getting_started.ipynb", instructor=script, timeout=300)
+    assert solved.score == solved.total, [r.message for r in solved.results if not r.passed]
