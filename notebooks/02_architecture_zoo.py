@@ -675,16 +675,20 @@ print(f"data: {train_all.name}, {len(train_set)} training and {len(test_set)} te
 print(f"models ({len(bench_models)} families):", ", ".join(bench_models))
 
 # %% [markdown]
-# Throughput is always measured on the CPU, with the threads this notebook
-# uses (one in fast mode, see the first cell); training runs on the GPU when
-# there is one.
+# Throughput is always measured on the CPU, and the whole benchmark runs on
+# **one CPU thread** so that every model is measured under the same
+# conditions: tiny models spend much of their time synchronising threads, and
+# on a shared machine that noise can reorder them. Training runs on the GPU
+# when there is one. The thread count is restored afterwards.
 
 # %%
 test_loader = make_loader(test_set, batch_size=256, device=device)
 latency_batch = pick(fast=32, full=64)
-print(f"training on {device}; throughput measured on the CPU with {torch.get_num_threads()} thread(s), "
+print(f"training on {device}; throughput measured on the CPU with 1 thread, "
       f"batches of {latency_batch}")
 results = []
+cpu_threads = torch.get_num_threads()
+torch.set_num_threads(1)
 for name in bench_models:
     seed_everything(0)
     extra = {"img_size": px} if model_info(name).family == "vit" else {}
@@ -703,6 +707,7 @@ for name in bench_models:
                     "train s": sum(history["seconds"]), "final train loss": history.last("train_loss")})
     print(f"{name:24s} acc {acc:.3f}  {format_count(params):>7s} params  {format_count(macs):>7s} MACs  "
           f"{lat.images_per_second:6.0f} img/s  trained in {sum(history['seconds']):.1f} s")
+torch.set_num_threads(cpu_threads)
 bench = pd.DataFrame(results).sort_values("test acc", ascending=False).reset_index(drop=True)
 bench.round(3)
 
