@@ -1,0 +1,654 @@
+"""Pretrained source models: ImageNet weights when they can be had, small course checkpoints always.
+
+Two paths lead to a pretrained network:
+
+1. **ImageNet weights** through torchvision's weights API
+   (:func:`imagenet_weights`, :func:`load_imagenet_model`). The file is
+   the one torchvision downloads (``<torch hub dir>/checkpoints/<name>-<hash>.pth``,
+   the usual torch cache), read with ``weights_only=True``, together with the
+   weights' own preprocessing (``weights.transforms()``). It can be loaded
+   into the course zoo's model of the same architecture (whose parameters
+   line up with torchvision's one for one, see
+   :func:`load_torchvision_state_dict`) or into torchvision's model. Without
+   internet access and without a cached file, :class:`PretrainedUnavailableError`
+   says so; :func:`try_imagenet_model` prints that and returns ``None`` so a
+   notebook can fall back to path 2.
+2. **Course checkpoints** shipped in ``course_utils/checkpoints/`` (under 1 MB
+   each), made by ``scripts/make_checkpoints.py`` from data that is always
+   there (SynthFaces, scikit-learn's digits) with :func:`train_source_model`
+   and a frozen :class:`SourceRecipe`. A JSON file next to each ``.pt`` records
+   the recipe, the data, the seed, the accuracy, the training time and the
+   versions. :func:`load_source_model` reads them with ``weights_only=True``
+   (through :func:`course_utils.train.load_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from course_utils.models import create_model
+from course_utils.models.zoo import list_models, model_info
+from course_utils.settings import resolve_device, seed_everything
+from course_utils.train import (
+    CheckpointMismatchError,
+    History,
+    accuracy,
+    fit,
+    load_checkpoint,
+    make_loader,
+    save_checkpoint,
+)
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "PretrainedUnavailableError",
+    "ImageNetModel",
+    "imagenet_weights",
+    "weights_cache_path",
+    "load_imagenet_model",
+    "try_imagenet_model",
+    "torchvision_to_course",
+    "load_torchvision_state_dict",
+    "LoadReport",
+    "SourceRecipe",
+    "RECIPES",
+    "source_datasets",
+    "build_source_model",
+    "SourceResult",
+    "train_source_model",
+    "save_source_checkpoint",
+    "list_sources",
+    "sources_table",
+    "source_info",
+    "load_source_model",
+]
+
+#: Where the course's pretrained checkpoints ship (package data).
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+
+
+# --------------------------------------------------------------------------
+# torchvision-format state dicts
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What :func:`load_torchvision_state_dict` did.
+
+    Attributes:
+        loaded: number of tensors copied into the model.
+        skipped: model keys left as they were (the classifier when it was not loaded).
+        reshaped: model keys whose tensor was reshaped (same number of elements).
+    """
+
+    loaded: int
+    skipped: tuple[str, ...] = ()
+    reshaped: tuple[str, ...] = ()
+
+
+def _ordered_torchvision(sd: Mapping[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+    items = list(sd.items())
+    keys = [k for k, _ in items]
+    # torchvision's ViT registers class_token, conv_proj, then encoder.pos_embedding; the zoo's
+    # ViT registers cls_token, pos_embed, then patch_embed: move the position embedding up.
+    if "class_token" in keys and "encoder.pos_embedding" in keys:
+        pos = items.pop(keys.index("encoder.pos_embedding"))
+        items.insert([k for k, _ in items].index("class_token") + 1, pos)
+    return items
+
+
+def _looks_like_linear(items: list[tuple[str, torch.Tensor]]) -> bool:
+    return (len(items) >= 2 and items[-2][1].ndim == 2 and items[-1][1].ndim == 1
+            and items[-2][1].shape[0] == items[-1][1].shape[0])
+
+
+def torchvision_to_course(state_dict: Mapping[str, torch.Tensor], model: nn.Module, *,
+                          head: str = "auto") -> tuple[dict[str, torch.Tensor], LoadReport]:
+    """Rename a torchvision state dict to the keys of the course zoo's model of the same architecture.
+
+    The zoo's full-size models register their parameters and buffers in the
+    same order and with the same shapes as torchvision's (the zoo's tests
+    check the counts), so the ``i``-th tensor of one is the ``i``-th of the
+    other. Two differences are handled: the ViT's position embedding is
+    registered at another place, and ConvNeXt's layer scale is ``(C, 1, 1)``
+    in torchvision and ``(C,)`` here (reshaped).
+
+    Args:
+        state_dict: torchvision's ``model.state_dict()`` (e.g. a downloaded ``.pth``).
+        model: the course model to fit it to (may live on the meta device).
+        head: ``"load"`` the final linear layer too, ``"skip"`` it (a new
+            classifier with another number of classes), or ``"auto"``: load
+            it when its shape matches the model's classifier.
+
+    Returns:
+        ``(renamed_state_dict, report)``.
+
+    Raises:
+        CheckpointMismatchError: the tensors do not line up (another architecture).
+    """
+    if head not in ("auto", "load", "skip"):
+        raise ValueError(f"head={head!r}; use 'auto', 'load' or 'skip'.")
+    src = _ordered_torchvision(state_dict)
+    dst = list(model.state_dict().items())
+    model_head = [(k, v) for k, v in dst if k.startswith("classifier.")]
+    body = [(k, v) for k, v in dst if not k.startswith("classifier.")]
+    if head == "auto":
+        head_fits = (len(model_head) == 2 and _looks_like_linear(src)
+                     and [tuple(v.shape) for _, v in model_head] == [tuple(v.shape) for _, v in src[-2:]])
+        head = "load" if head_fits else "skip"
+    skipped: tuple[str, ...] = ()
+    if head == "skip":
+        if len(src) == len(body) + 2 and _looks_like_linear(src):
+            src = src[:-2]
+        dst, skipped = body, tuple(k for k, _ in model_head)
+    if len(src) != len(dst):
+        raise CheckpointMismatchError(
+            f"The state dict has {len(src)} tensors but {type(model).__name__} expects {len(dst)}: "
+            "it comes from another architecture. Build the zoo model with the same name as the torchvision one "
+            "(see model_info(name).torchvision_name)."
+        )
+    out: dict[str, torch.Tensor] = {}
+    reshaped = []
+    for (sk, sv), (dk, dv) in zip(src, dst):
+        if tuple(sv.shape) == tuple(dv.shape):
+            out[dk] = sv
+        elif sv.numel() == dv.numel():
+            out[dk] = sv.reshape(dv.shape)
+            reshaped.append(dk)
+        else:
+            raise CheckpointMismatchError(
+                f"torchvision's {sk} {tuple(sv.shape)} does not fit the model's {dk} {tuple(dv.shape)}: "
+                "the architectures differ (or a width/num_classes argument does)."
+            )
+    return out, LoadReport(len(out), skipped, tuple(reshaped))
+
+
+def _read_state_dict(source: str | Path | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if isinstance(source, Mapping):
+        sd = dict(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"No state dict at {path}.")
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(sd, Mapping) and "state_dict" in sd and isinstance(sd["state_dict"], Mapping):
+        sd = dict(sd["state_dict"])
+    if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointMismatchError(f"{source} does not hold a state dict (a mapping of names to tensors).")
+    return dict(sd)
+
+
+def load_torchvision_state_dict(model: nn.Module, source: str | Path | Mapping[str, torch.Tensor], *,
+                                head: str = "auto") -> LoadReport:
+    """Load a torchvision-format state dict (a ``.pth`` file or a mapping) into a zoo or torchvision model.
+
+    Files are read with ``torch.load(weights_only=True)``.
+
+    Args:
+        model: a course zoo model (keys are converted with
+            :func:`torchvision_to_course`) or a torchvision model (keys
+            used as they are).
+        source: the file, or the state dict itself.
+        head: ``"auto"``, ``"load"`` or ``"skip"`` the final linear layer
+            (see :func:`torchvision_to_course`). A skipped classifier keeps
+            the model's own (random) weights.
+
+    Returns:
+        A :class:`LoadReport`.
+    """
+    if head not in ("auto", "load", "skip"):
+        raise ValueError(f"head={head!r}; use 'auto', 'load' or 'skip'.")
+    sd = _read_state_dict(source)
+    own = model.state_dict()
+    if set(sd) == set(own):  # a torchvision model: same keys
+        last = tuple(list(sd)[-2:])
+        drop = head == "skip" or (head == "auto" and any(tuple(sd[k].shape) != tuple(own[k].shape) for k in last))
+        if drop:
+            sd = {k: v for k, v in sd.items() if k not in last}
+        bad = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in sd.items()
+               if tuple(v.shape) != tuple(own[k].shape)]
+        if bad:
+            raise CheckpointMismatchError(f"Shape mismatch: {bad[:3]}. Build the model with the same sizes "
+                                          "(num_classes ...) or pass head='skip'.")
+        model.load_state_dict(sd, strict=not drop)
+        return LoadReport(len(sd), last if drop else ())
+    converted, report = torchvision_to_course(sd, model, head=head)
+    missing, unexpected = model.load_state_dict(converted, strict=False)
+    if unexpected or set(missing) - set(report.skipped):
+        raise CheckpointMismatchError(f"Could not load: missing {missing[:3]}, unexpected {unexpected[:3]}.")
+    return report
+
+
+# --------------------------------------------------------------------------
+# ImageNet weights (real path)
+# --------------------------------------------------------------------------
+
+
+class PretrainedUnavailableError(RuntimeError):
+    """The ImageNet weights are neither in the torch cache nor downloadable (e.g. no internet)."""
+
+
+@dataclass
+class ImageNetModel:
+    """An ImageNet-pretrained network with its preprocessing.
+
+    Attributes:
+        model: the network (course zoo or torchvision), in eval mode.
+        transforms: ``weights.transforms()``: resize, centre crop, normalise
+            with ImageNet's mean and standard deviation.
+        weights: the torchvision weights enum member (``.meta`` has accuracy, categories ...).
+        path: the cached ``.pth`` file.
+        source: ``"cache"`` (already there) or ``"download"``.
+    """
+
+    model: nn.Module
+    transforms: Any
+    weights: Any
+    path: Path
+    source: str
+    report: LoadReport | None = None
+
+
+def imagenet_weights(name: str = "resnet18", weights: str = "DEFAULT") -> Any:
+    """torchvision's weights enum member for ``name`` (``"DEFAULT"``, ``"IMAGENET1K_V1"`` ...).
+
+    Nothing is downloaded: the member only describes the file (``.url``),
+    its preprocessing (``.transforms()``) and its ImageNet results (``.meta``).
+    """
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(name)
+    except (ValueError, KeyError) as err:
+        raise ValueError(f"torchvision has no model named {name!r}.") from err
+    try:
+        return torchvision.models.get_weight(f"{enum.__name__}.{weights}")
+    except (ValueError, KeyError, AttributeError) as err:
+        choices = ["DEFAULT", *[w.name for w in enum]]
+        raise ValueError(f"{name} has no weights {weights!r}; choose from {choices}.") from err
+
+
+def weights_cache_path(weights: Any) -> Path:
+    """Where torch's hub cache keeps the file of ``weights`` (``$TORCH_HOME/hub/checkpoints/...``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _download(url: str, model_dir: Path, timeout: float) -> dict[str, torch.Tensor]:
+    with _socket_timeout(timeout):
+        return torch.hub.load_state_dict_from_url(url, model_dir=str(model_dir), map_location="cpu", progress=False,
+                                                  check_hash=True, weights_only=True)
+
+
+def _zoo_name(torchvision_name: str) -> str:
+    for name in list_models(size="full"):
+        if model_info(name).torchvision_name == torchvision_name:
+            return name
+    known = sorted(filter(None, (model_info(n).torchvision_name for n in list_models(size="full"))))
+    raise ValueError(f"The zoo has no model matching torchvision's {torchvision_name!r}; it has {known}. "
+                     "Use course_model=False for torchvision's own model.")
+
+
+def load_imagenet_model(name: str = "resnet18", *, weights: str = "DEFAULT", course_model: bool = True,
+                        download: bool = True, timeout: float = 10.0) -> ImageNetModel:
+    """ImageNet-pretrained ``name`` from the torch cache, downloading it once if needed.
+
+    Args:
+        name: a torchvision model name (``"resnet18"``, ``"mobilenet_v2"`` ...).
+        weights: which weights (``"DEFAULT"`` = the best torchvision ships).
+        course_model: load into the course zoo's equivalent (same forward,
+            plus ``forward_features``/``forward_head``/``reset_classifier``);
+            ``False`` gives torchvision's model.
+        download: allow a download when the file is not cached.
+        timeout: seconds before a silent network gives up.
+
+    Raises:
+        PretrainedUnavailableError: not cached, and the download is not
+            allowed or failed (the message says how to fix it).
+    """
+    import torchvision
+
+    w = imagenet_weights(name, weights)
+    path = weights_cache_path(w)
+    source = "cache"
+    if path.is_file():
+        sd = _read_state_dict(path)
+    elif not download:
+        raise PretrainedUnavailableError(f"{w} is not in the torch cache ({path}) and download=False.")
+    else:
+        try:
+            sd = _download(w.url, path.parent, timeout)
+        except Exception as err:  # noqa: BLE001 - any network, HTTP or hash error means "not available"
+            raise PretrainedUnavailableError(
+                f"Could not download the ImageNet weights {w} from {w.url} ({type(err).__name__}: {err}). "
+                f"Connect to the internet once (they are cached in {path.parent}), or copy the file there by hand."
+            ) from err
+        source = "download"
+    if course_model:
+        with torch.device("meta"):
+            model = create_model(_zoo_name(name))
+        model = model.to_empty(device="cpu")
+    else:
+        model = torchvision.models.get_model(name, weights=None)
+    report = load_torchvision_state_dict(model, sd, head="load")
+    return ImageNetModel(model.eval(), w.transforms(), w, path, source, report)
+
+
+def try_imagenet_model(name: str = "resnet18", **kwargs: Any) -> ImageNetModel | None:
+    """:func:`load_imagenet_model`, or ``None`` after printing why the weights are not available."""
+    try:
+        return load_imagenet_model(name, **kwargs)
+    except PretrainedUnavailableError as err:
+        print(f"[course_utils] ImageNet weights unavailable: {err}\n"
+              "  Using the course's offline checkpoints (course_utils/checkpoints) instead.")
+        return None
+
+
+# --------------------------------------------------------------------------
+# course checkpoints (offline path)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceRecipe:
+    """Everything that determines a course source checkpoint.
+
+    Attributes:
+        name: file stem in ``course_utils/checkpoints``.
+        data: ``"synthfaces"`` (identities) or ``"digits"`` (scikit-learn's 8x8 digits, upscaled).
+        method: ``"supervised"`` (cross-entropy on the labels) or
+            ``"simclr"`` (NT-Xent on two augmented views; labels unused).
+        model, model_kwargs: a zoo model name and its extra arguments.
+        image_size: side of the (RGB) training images.
+        n_identities, images_per_identity, data_seed: the SynthFaces set
+            (``data_seed`` differs from the seeds the notebooks' fallback
+            targets use, so source and target identities are disjoint).
+        val_fraction: images held out (per class) to measure accuracy.
+        max_train_images: cap on training images (miniature runs).
+        epochs, batch_size, lr, weight_decay, label_smoothing: optimisation
+            (AdamW with a cosine schedule).
+        crop_scale, flip, jitter, grayscale_prob: augmentation
+            (:class:`~course_utils.transfer.SimCLRAugment`).
+        temperature, projection_dim: SimCLR only.
+        seed: seeds the initialisation, batch order and augmentations.
+    """
+
+    name: str
+    data: str = "synthfaces"
+    method: str = "supervised"
+    model: str = "resnet_small"
+    model_kwargs: tuple[tuple[str, Any], ...] = (("stem", "imagenet"),)
+    image_size: int = 48
+    n_identities: int = 200
+    images_per_identity: int = 16
+    data_seed: int = 1000
+    val_fraction: float = 0.125
+    max_train_images: int | None = None
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    crop_scale: tuple[float, float] = (0.6, 1.0)
+    flip: bool = True
+    jitter: float = 0.2
+    grayscale_prob: float = 0.5
+    temperature: float = 0.2
+    projection_dim: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.data not in ("synthfaces", "digits"):
+            raise ValueError(f"data={self.data!r}; use 'synthfaces' or 'digits'.")
+        if self.method not in ("supervised", "simclr"):
+            raise ValueError(f"method={self.method!r}; use 'supervised' or 'simclr'.")
+
+    def replace(self, **changes: Any) -> SourceRecipe:
+        """A copy with some fields changed (e.g. ``epochs=1`` for a miniature run)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["model_kwargs"] = dict(self.model_kwargs)
+        d["crop_scale"] = list(self.crop_scale)
+        return d
+
+
+#: The shipped checkpoints: a similar source (faces), a different one (digits), a self-supervised one.
+RECIPES: dict[str, SourceRecipe] = {
+    r.name: r
+    for r in (
+        SourceRecipe("faces_supervised", data="synthfaces", method="supervised", epochs=40, crop_scale=(0.35, 1.0),
+                     jitter=0.4),
+        SourceRecipe("digits_supervised", data="digits", method="supervised", flip=False, crop_scale=(0.7, 1.0),
+                     grayscale_prob=0.0),
+        SourceRecipe("faces_simclr", data="synthfaces", method="simclr", epochs=60, batch_size=128, lr=2e-3,
+                     crop_scale=(0.3, 1.0), jitter=0.4, grayscale_prob=0.5),
+    )
+}
+
+
+def source_datasets(recipe: SourceRecipe) -> tuple[Any, Any, dict[str, Any]]:
+    """``(train, val, description)`` of the recipe's data (RGB, ``recipe.image_size``)."""
+    from course_utils.data import SynthFacesConfig, load_digits_dataset, make_synthfaces, stratified_split
+
+    if recipe.data == "synthfaces":
+        config = SynthFacesConfig(n_identities=recipe.n_identities, images_per_identity=recipe.images_per_identity,
+                                  image_size=max(32, recipe.image_size), seed=recipe.data_seed)
+        ds = make_synthfaces(config)
+        if ds.images.shape[-1] != recipe.image_size:
+            ds.images = torch.nn.functional.interpolate(ds.images.float(), size=recipe.image_size, mode="area") \
+                .round().clamp(0, 255).to(torch.uint8)
+        desc = {"name": "SynthFaces identities", "generator": "course_utils.data.make_synthfaces",
+                "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()}}
+    else:
+        ds = load_digits_dataset(image_size=recipe.image_size, rgb=True)
+        desc = {"name": "scikit-learn digits (8x8, upscaled, grey as RGB)",
+                "loader": "course_utils.data.load_digits_dataset"}
+    split = stratified_split(ds.targets, test_fraction=recipe.val_fraction, seed=recipe.data_seed)
+    train_idx = split.train
+    if recipe.max_train_images is not None:
+        rng = np.random.default_rng(recipe.seed)
+        train_idx = np.sort(rng.permutation(train_idx)[:recipe.max_train_images])
+    train, val = ds.subset(train_idx), ds.subset(split.test)
+    desc.update({"n_train": len(train), "n_val": len(val), "n_classes": ds.n_classes,
+                 "image_size": recipe.image_size, "labels_used": recipe.method == "supervised"})
+    return train, val, desc
+
+
+def build_source_model(recipe: SourceRecipe, *, num_classes: int = 0) -> nn.Module:
+    """The recipe's zoo model, randomly initialised."""
+    return create_model(recipe.model, num_classes=num_classes, **dict(recipe.model_kwargs))
+
+
+@dataclass
+class SourceResult:
+    """A trained source: the backbone (``num_classes=0``: it returns embeddings), its metadata and history."""
+
+    recipe: SourceRecipe
+    model: nn.Module
+    meta: dict[str, Any]
+    history: History = field(repr=False, default_factory=History)
+
+
+def _augment(recipe: SourceRecipe, generator: torch.Generator) -> nn.Module:
+    from course_utils.transfer import SimCLRAugment
+
+    return SimCLRAugment(crop_scale=recipe.crop_scale, flip=recipe.flip, jitter=recipe.jitter,
+                         grayscale_prob=recipe.grayscale_prob, generator=generator)
+
+
+def train_source_model(recipe: SourceRecipe, *, device: str | torch.device | None = None,
+                       progress: bool | None = None) -> SourceResult:
+    """Train a source model from its recipe, reproducibly, and measure it.
+
+    Supervised recipes learn the labels with cross-entropy; their accuracy
+    is top-1 on the held-out images. SimCLR recipes never see a label; their
+    accuracy is that of a linear probe (logistic regression on the frozen
+    embeddings) trained on the training images' labels and measured on the
+    held-out ones. Both also report the linear-probe accuracy, so the
+    sources can be compared on one scale.
+
+    Returns:
+        A :class:`SourceResult` whose ``model`` has no classifier.
+    """
+    from course_utils.transfer import cached_features, pretrain_simclr, train_linear_probe
+
+    dev = resolve_device(device)
+    seed_everything(recipe.seed)
+    train, val, data_desc = source_datasets(recipe)
+    gen = torch.Generator()
+    gen.manual_seed(recipe.seed)
+    t0 = time.perf_counter()
+    if recipe.method == "supervised":
+        model = build_source_model(recipe, num_classes=data_desc["n_classes"])
+        augment = _augment(recipe, gen)
+
+        def forward(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+            return m(augment(x) if m.training else x)
+
+        loader = make_loader(train, batch_size=recipe.batch_size, shuffle=True, device=dev, generator=gen,
+                             drop_last=len(train) > recipe.batch_size)
+        val_loader = make_loader(val, batch_size=256, device=dev)
+        opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, recipe.epochs))
+        loss = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        history = fit(model, loader, loss_fn=loss, optimizer=opt, epochs=recipe.epochs, val_loader=val_loader,
+                      metrics={"acc": accuracy}, scheduler=sched, forward_fn=forward, device=dev, progress=progress)
+        own_acc = float(history.last("val_acc"))
+        model.reset_classifier(0)
+    else:
+        model = build_source_model(recipe, num_classes=0)
+        _, history = pretrain_simclr(model, train, epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
+                                     weight_decay=recipe.weight_decay, temperature=recipe.temperature,
+                                     augment=_augment(recipe, gen), projection_dim=recipe.projection_dim,
+                                     seed=recipe.seed, device=dev, progress=progress)
+        own_acc = None
+    seconds = time.perf_counter() - t0
+    model = model.cpu().eval()
+    tr = cached_features(model, train, cache=False)
+    va = cached_features(model, val, cache=False)
+    _, probe_hist = train_linear_probe(tr, va, num_classes=data_desc["n_classes"], epochs=60, seed=recipe.seed)
+    probe_acc = float(probe_hist.last("val_acc"))
+    import torchvision
+
+    meta = {
+        "name": recipe.name,
+        "recipe": recipe.to_dict(),
+        "data": data_desc,
+        "seed": recipe.seed,
+        "arch": recipe.model,
+        "model_kwargs": dict(recipe.model_kwargs),
+        "num_features": int(model.num_features),
+        "params": int(sum(p.numel() for p in model.parameters())),
+        "accuracy": own_acc if own_acc is not None else probe_acc,
+        "accuracy_kind": ("top-1 on held-out images of the source task" if own_acc is not None else
+                          "linear probe on held-out images (labels used only for this measurement)"),
+        "linear_probe_accuracy": probe_acc,
+        "chance_accuracy": 1.0 / data_desc["n_classes"],
+        "final_train_loss": float(history.last("train_loss")),
+        "epochs": len(history),
+        "training_seconds": round(seconds, 1),
+        "device": str(dev),
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": platform.python_version(),
+        "created": time.strftime("%Y-%m-%d"),
+    }
+    return SourceResult(recipe, model, meta, history)
+
+
+def save_source_checkpoint(result: SourceResult, directory: str | Path = CHECKPOINT_DIR) -> tuple[Path, Path]:
+    """Write ``<name>.pt`` (weights + metadata, via :func:`~course_utils.train.save_checkpoint`) and ``<name>.json``."""
+    directory = Path(directory)
+    meta = json.loads(json.dumps(result.meta))  # plain values only (weights_only loading)
+    pt = save_checkpoint(directory / f"{result.recipe.name}.pt", result.model, meta=meta, arch=result.recipe.model)
+    info = dict(meta)
+    info.update({"file": pt.name, "size_bytes": pt.stat().st_size,
+                 "sha256": hashlib.sha256(pt.read_bytes()).hexdigest()})
+    js = directory / f"{result.recipe.name}.json"
+    js.write_text(json.dumps(info, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return pt, js
+
+
+def list_sources(directory: str | Path = CHECKPOINT_DIR) -> list[str]:
+    """Names of the checkpoints in ``directory`` (those with both a ``.pt`` and a ``.json``)."""
+    directory = Path(directory)
+    return sorted(p.stem for p in directory.glob("*.json") if p.with_suffix(".pt").is_file())
+
+
+def source_info(name: str, directory: str | Path = CHECKPOINT_DIR) -> dict[str, Any]:
+    """The JSON record of checkpoint ``name``."""
+    path = Path(directory) / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint record {path}; available: {list_sources(directory)}. "
+                                "Run scripts/make_checkpoints.py to (re)make them.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def sources_table(directory: str | Path = CHECKPOINT_DIR) -> Any:
+    """A DataFrame summarising the shipped checkpoints (data, method, accuracy, time, size)."""
+    import pandas as pd
+
+    rows = []
+    for name in list_sources(directory):
+        info = source_info(name, directory)
+        rows.append({"checkpoint": name, "data": info["data"]["name"], "method": info["recipe"]["method"],
+                     "model": info["arch"], "image_size": info["data"]["image_size"],
+                     "train_images": info["data"]["n_train"], "classes": info["data"]["n_classes"],
+                     "accuracy": round(info["accuracy"], 3), "linear_probe": round(info["linear_probe_accuracy"], 3),
+                     "chance": round(info["chance_accuracy"], 3), "epochs": info["epochs"],
+                     "train_s": info["training_seconds"], "size_kB": round(info["size_bytes"] / 1024),
+                     "seed": info["seed"], "torch": info["torch"]})
+    return pd.DataFrame(rows).set_index("checkpoint") if rows else pd.DataFrame()
+
+
+def load_source_model(name: str, *, num_classes: int = 0, directory: str | Path = CHECKPOINT_DIR,
+                      map_location: str | torch.device = "cpu") -> nn.Module:
+    """A shipped source backbone, loaded with ``weights_only=True``, with a fresh head if asked.
+
+    Args:
+        name: a checkpoint name (see :func:`list_sources`), e.g. ``"faces_supervised"``.
+        num_classes: 0 keeps no classifier (the model returns embeddings);
+            otherwise a new, randomly initialised linear head.
+
+    The model carries the checkpoint's metadata as ``model.source_meta``.
+    """
+    path = Path(directory) / f"{name}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint {path}; available: {list_sources(directory)}. "
+                                "Run `python scripts/make_checkpoints.py` to make them.")
+    ckpt = load_checkpoint(path)  # weights_only=True: tensors and plain values only
+    meta = dict(ckpt.get("meta", {}))
+    model = create_model(meta.get("arch") or ckpt.get("arch"), num_classes=0, **meta.get("model_kwargs", {}))
+    load_checkpoint(path, model, map_location=map_location)
+    if num_classes:
+        model.reset_classifier(num_classes)
+    model.source_meta = meta
+    return model
