@@ -17,7 +17,7 @@ def pytest_runtest_logreport(report):
     path = report.nodeid.split("::")[0]
     if path.endswith(".ipynb"):
         _notebook_seconds[path] += report.duration
-    elif "test_notebooks_offline" in path and "[" in report.nodeid:
+    elif "test_notebooks_offline" in path and "[" in report.nodeid and report.when == "call":
         name = report.nodeid.split("[", 1)[1].rstrip("]")
         _notebook_seconds[f"notebooks/{name} (empty data dir)"] += report.duration
 
