@@ -18,10 +18,17 @@ matplotlib.
                    label smoothing, NT-Xent
 - ``metrics``      verification (ROC, EER, TAR@FAR), identification (CMC, open set),
                    k-NN, calibration
+- ``facerec``      face verification/identification glue: pairs, gallery/probe
+                   splits, one-call evaluation, softmax + center loss, augmentation
+- ``pretrained``   ImageNet weights through torchvision's API; the course's shipped
+                   source checkpoints and the recipes that made them
+- ``transfer``     freezing, per-layer learning rates, cached features, linear
+                   probes, multi-task heads, SimCLR pre-training
 - ``plots``        every figure: ``ax=None`` in, ``Axes`` out
 - ``widgets``      ipywidgets explorers with a static fallback when headless
 - ``assignments``  student releases and offline grading
 - ``nbtools``      builds the ``.ipynb`` notebooks from their percent scripts
+- ``colab``        the Colab install snippet and README badges
 
 The names below are re-exported for convenience; everything else is imported
 from its module (``from course_utils.losses import TripletLoss``).

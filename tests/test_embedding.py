@@ -97,3 +97,18 @@ def test_extract_embeddings_keeps_order_and_eval_mode(faces):
     assert pooled.shape == (6, 16)
     with pytest.raises(ValueError, match="no labels"):
         extract_embeddings(net, make_loader(TensorDataset(faces), batch_size=3), device="cpu")
+
+
+def test_per_image_standardize_and_input_norm(faces):
+    from course_utils.models.embedding import PerImageStandardize
+
+    z = PerImageStandardize()(faces * 3 + 1)
+    torch.testing.assert_close(z.mean(dim=(1, 2, 3)), torch.zeros(6), atol=1e-5, rtol=0)
+    torch.testing.assert_close(z.std(dim=(1, 2, 3)), torch.ones(6), atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        PerImageStandardize()(faces[0])
+    torch.manual_seed(3)
+    net = EmbeddingNet(face_backbone(in_chans=1, widths=(8, 16)), embedding_dim=8,
+                       input_norm=PerImageStandardize()).eval()
+    # brightness and contrast no longer change the embedding
+    torch.testing.assert_close(net(faces), net(faces * 0.5 + 0.2), atol=1e-4, rtol=0)

@@ -158,7 +158,8 @@ def test_softmax_center_loss_combines_both_terms():
     ce = torch.nn.functional.cross_entropy(crit.classifier(e), y)
     centre = 0.5 * (e - crit.center.centers[y]).pow(2).sum(1).mean()
     torch.testing.assert_close(total, ce + 0.5 * centre)
-    assert crit.last_ce == pytest.approx(ce.detach().item()) and crit.last_center == pytest.approx(centre.detach().item())
+    assert crit.last_ce == pytest.approx(ce.detach().item())
+    assert crit.last_center == pytest.approx(centre.detach().item())
     total.backward()
     assert crit.center.centers.grad is not None and e.grad is not None
     with pytest.raises(ValueError, match="center_weight"):
@@ -186,3 +187,22 @@ def test_verification_plots_and_threshold_explorer(clustered):
     assert ex.figure is not None
     with pytest.raises(ValueError, match="pair_images"):
         widgets.threshold_explorer(scores, same, pair_images=(images, images))
+
+
+def test_augment_faces_is_small_reproducible_and_in_range():
+    torch.manual_seed(0)
+    x = torch.rand(16, 1, 24, 24)
+    a = facerec.augment_faces(x, generator=torch.Generator().manual_seed(3))
+    b = facerec.augment_faces(x, generator=torch.Generator().manual_seed(3))
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert float(a.min()) >= 0 and float(a.max()) <= 1
+    assert not torch.equal(a, x)
+    same = facerec.augment_faces(x, max_rotation=0, max_shift=0, max_scale=0, flip=False, brightness=0)
+    torch.testing.assert_close(same, x, atol=1e-5, rtol=0)
+    mirrored = facerec.augment_faces(x, max_rotation=0, max_shift=0, max_scale=0, brightness=0,
+                                     generator=torch.Generator().manual_seed(0))
+    flipped = [torch.allclose(m, xi.flip(-1), atol=1e-5) for m, xi in zip(mirrored, x)]
+    kept = [torch.allclose(m, xi, atol=1e-5) for m, xi in zip(mirrored, x)]
+    assert all(f or k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        facerec.augment_faces(x[0])
