@@ -52,6 +52,7 @@ __all__ = [
     "amp_dtype",
     "autocast_context",
     "move_to_device",
+    "detach_outputs",
     "save_checkpoint",
     "load_checkpoint",
 ]
@@ -105,6 +106,23 @@ def move_to_device(obj: Any, device: torch.device, *, non_blocking: bool = False
     if isinstance(obj, (list, tuple)):
         return type(obj)(move_to_device(v, device, non_blocking=non_blocking, channels_last=channels_last)
                          for v in obj)
+    return obj
+
+
+def detach_outputs(obj: Any) -> Any:
+    """Detach tensors, also inside lists, tuples and dicts (multi-task outputs), keeping the container type."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach()
+    if isinstance(obj, Mapping):
+        items = {k: detach_outputs(v) for k, v in obj.items()}
+        try:
+            return type(obj)(items)
+        except TypeError:
+            return items
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a NamedTuple
+        return type(obj)(*(detach_outputs(v) for v in obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(detach_outputs(v) for v in obj)
     return obj
 
 
@@ -472,7 +490,7 @@ def fit(
                 if metrics:
                     with torch.no_grad():
                         for name, fn in metrics.items():
-                            metric_sums[name] += fn(outputs.detach(), targets).float() * n
+                            metric_sums[name] += fn(detach_outputs(outputs), targets).float() * n
                 seen += n
                 steps += 1
                 state.step += 1

@@ -324,3 +324,47 @@ def test_checkpoint_load_refuses_pickled_code(tmp_path):
         pickle.dump({"state_dict": Evil()}, fh)
     with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
         load_checkpoint(tmp_path / "evil.pt", make_model())
+
+
+class _TwoHeads(nn.Module):
+    """A multi-task model whose forward returns a plain dict of logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(5, 8)
+        self.a = nn.Linear(8, 3)
+        self.b = nn.Linear(8, 2)
+
+    def forward(self, x):
+        z = torch.relu(self.body(x))
+        return {"a": self.a(z), "b": self.b(z)}
+
+
+def test_dict_outputs_reach_metrics_detached():
+    loader = DataLoader(blobs(64), batch_size=16)
+    seen = []
+
+    def loss_fn(out, t):
+        return nn.functional.cross_entropy(out["a"], t) + nn.functional.cross_entropy(out["b"], t % 2)
+
+    def acc_a(out, t):
+        seen.append(all(not v.requires_grad for v in out.values()))
+        return accuracy(out["a"], t)
+
+    model = _TwoHeads()
+    hist = fit(model, loader, loss_fn=loss_fn, optimizer=torch.optim.Adam(model.parameters(), 1e-2), epochs=2,
+               metrics={"acc_a": acc_a}, progress=False)
+    assert len(hist) == 2 and seen and all(seen)
+    assert 0.0 <= hist.records[-1]["train_acc_a"] <= 1.0
+
+
+def test_detach_outputs_keeps_containers():
+    from collections import namedtuple
+
+    Out = namedtuple("Out", "logits emb")
+    w = torch.ones(3, requires_grad=True)
+    tree = {"x": [w * 2, (w * 3,)], "n": Out(w * 1, 7)}
+    d = train.detach_outputs(tree)
+    assert isinstance(d["n"], Out) and d["n"].emb == 7 and isinstance(d["x"][1], tuple)
+    assert not d["x"][0].requires_grad and not d["x"][1][0].requires_grad and not d["n"].logits.requires_grad
+    torch.testing.assert_close(d["x"][0], w.detach() * 2)
