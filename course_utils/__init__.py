@@ -24,6 +24,12 @@ matplotlib.
                    source checkpoints and the recipes that made them
 - ``transfer``     freezing, per-layer learning rates, cached features, linear
                    probes, multi-task heads, SimCLR pre-training
+- ``embeddings``   extraction (vectors + labels + groups), PCA/t-SNE/UMAP with a fit
+                   cache and numba cache set-up, separation tables, retrieval
+- ``face_models``  FaceNet's Inception-ResNet-v1 and the loader for its published weights
+- ``fairness``     composition audits, per-group metrics with fairlearn's MetricFrame
+                   and bootstrap intervals, FMR/FNMR per group, embedding-space
+                   occupancy, rebalancing, a ThresholdOptimizer adapter
 - ``plots``        every figure: ``ax=None`` in, ``Axes`` out
 - ``widgets``      ipywidgets explorers with a static fallback when headless
 - ``assignments``  student releases and offline grading

@@ -12,7 +12,8 @@ import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-OFFLINE_NOTEBOOKS = ["03_transfer_learning.ipynb", "04_siamese_triplet.ipynb", "06_fairface_bias.ipynb"]
+OFFLINE_NOTEBOOKS = ["03_transfer_learning.ipynb", "04_siamese_triplet.ipynb", "05_embedding_visualization.ipynb",
+                     "06_fairface_bias.ipynb"]
 
 
 @pytest.mark.notebook
