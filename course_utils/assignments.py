@@ -44,7 +44,7 @@ from pathlib import Path
 
 import nbformat
 
-from course_utils.nbtools import notebook_text, read_script
+from course_utils.nbtools import headless_client, notebook_text, read_script
 
 __all__ = [
     "Exercise",
@@ -276,7 +276,6 @@ def grade(submission: str | Path, *, instructor: str | Path | None = None, sourc
         fast: run in fast mode (``COURSE_FAST=1``).
         kernel_name: Jupyter kernel; default the current Python environment.
     """
-    from nbclient import NotebookClient
 
     submission = Path(submission)
     if instructor is None:
@@ -295,14 +294,9 @@ def grade(submission: str | Path, *, instructor: str | Path | None = None, sourc
         os.environ["COURSE_FAST"] = "1"
     t0 = time.perf_counter()
     try:
-        client = NotebookClient(merged, timeout=timeout, allow_errors=True,
-                                kernel_name=kernel_name or "python3",
-                                resources={"metadata": {"path": str(instructor.parent.resolve())}})
-        if kernel_name is None:
-            # run in this interpreter's environment, whatever kernels are installed
-            from jupyter_client.kernelspec import NATIVE_KERNEL_NAME
-
-            client.kernel_name = NATIVE_KERNEL_NAME
+        # runs in this interpreter's environment unless a kernel is named
+        client = headless_client(merged, path=instructor.parent, timeout=timeout, allow_errors=True,
+                                 kernel_name=kernel_name)
         client.execute()
     finally:
         if env_backup is None:

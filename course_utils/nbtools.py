@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import sys
 from pathlib import Path
+from typing import Any
 
 import jupytext
 import nbformat
 
-__all__ = ["read_script", "build_notebook", "notebook_text", "main"]
+__all__ = ["read_script", "build_notebook", "notebook_text", "headless_client", "main"]
 
 KEEP_CELL_METADATA = ("tags", "exercise", "points")
 
@@ -50,6 +51,36 @@ def build_notebook(script: str | Path) -> Path:
     out = script.with_suffix(".ipynb")
     out.write_text(notebook_text(read_script(script)), encoding="utf-8")
     return out
+
+
+def headless_client(nb: nbformat.NotebookNode, *, path: str | Path, timeout: int = 900,
+                    allow_errors: bool = False, kernel_name: str | None = None) -> Any:
+    """An ``nbclient.NotebookClient`` that runs ``nb`` in ``path`` without emulating a widget frontend.
+
+    nbclient imitates JupyterLab's Output widget by sending comm messages back
+    to the kernel on the shell channel *while a cell runs*. With ipykernel 7
+    this sometimes leaves the kernel idle and the client waiting forever for
+    the cell's reply (seen here on the threshold explorer of notebook 04; see
+    jupyter/nbclient#312). nbval, which runs the notebooks in CI, never sends
+    such messages. Output-widget contents are not needed to grade or check a
+    notebook (figures are also kept in the explorer's ``figure`` attribute),
+    so this client turns the emulation off.
+
+    Args:
+        nb: the notebook, executed in place.
+        path: working directory of the kernel.
+        timeout: seconds allowed per cell.
+        allow_errors: keep going after a failing cell (the grader does).
+        kernel_name: Jupyter kernel; default: this interpreter's environment.
+    """
+    from jupyter_client.kernelspec import NATIVE_KERNEL_NAME
+    from nbclient import NotebookClient
+
+    client = NotebookClient(nb, timeout=timeout, allow_errors=allow_errors,
+                            kernel_name=kernel_name or NATIVE_KERNEL_NAME,
+                            resources={"metadata": {"path": str(Path(path).resolve())}})
+    client.widget_registry = {}  # no Output-widget emulation: no client-to-kernel comm traffic
+    return client
 
 
 def main(argv: list[str] | None = None) -> int:

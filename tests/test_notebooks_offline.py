@@ -9,7 +9,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from course_utils.nbtools import headless_client
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFLINE_NOTEBOOKS = ["03_transfer_learning.ipynb", "04_siamese_triplet.ipynb", "05_embedding_visualization.ipynb",
@@ -28,8 +29,7 @@ def test_notebook_runs_with_an_empty_data_dir(name, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_FAST", "1")
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    headless_client(nb, path=path.parent, timeout=900).execute()
     outputs = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     # the fallback announces itself, naming what it replaces
     assert "SynthFaces" in outputs or "embedded" in outputs.lower()
