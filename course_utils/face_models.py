@@ -22,10 +22,8 @@ says so; the notebooks then use the course's own face embedder
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from course_utils.pretrained import _socket_timeout  # one place sets a download timeout
 
 __all__ = [
     "InceptionResnetV1",
@@ -294,16 +294,6 @@ def check_facenet_state_dict(state_dict: Mapping[str, Tensor], model: InceptionR
     problems += [f"shape of {k}: file {tuple(theirs[k].shape)}, model {tuple(own[k].shape)}"
                  for k in own if k in theirs and tuple(theirs[k].shape) != tuple(own[k].shape)]
     return problems
-
-
-@contextlib.contextmanager
-def _socket_timeout(seconds: float):
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(old)
 
 
 def _find_or_download(weights: FaceNetWeights, download: bool, timeout: float) -> Path:
