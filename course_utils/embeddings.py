@@ -326,8 +326,14 @@ def project(x: ArrayLike, method: str = "umap", *, n_components: int = 2, seed: 
     p = {**PROJECTION_DEFAULTS[method], **params}
     if threads == -1:
         threads = 1 if a.shape[0] <= 5000 else None
-    with _thread_limit(threads):
-        return _fit(a, method, n_components, seed, p)
+    torch_threads = torch.get_num_threads()
+    try:
+        with _thread_limit(threads):
+            return _fit(a, method, n_components, seed, p)
+    finally:
+        # umap/numba can reset the OpenMP thread count PyTorch uses; small-network
+        # training after a projection then ran many times slower (measured 20x on 2 cores)
+        torch.set_num_threads(torch_threads)
 
 
 def _thread_limit(threads: int | None) -> Any:

@@ -37,7 +37,6 @@ per sample; tables are indexed by the group labels in sorted order unless an
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,7 +48,6 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from course_utils.facerec import VerificationPairs, verification_pairs
-from course_utils.settings import cache_dir
 
 __all__ = [
     "PublishedComposition",
@@ -679,21 +677,12 @@ class ScoreClassifier(ClassifierMixin, BaseEstimator):
 # ----------------------------------------------------------------------------- projection
 def umap_2d(x: Any, *, n_neighbors: int = 15, min_dist: float = 0.1, metric: str = "cosine",
             seed: int = 0) -> np.ndarray:
-    """A 2-D UMAP projection ``(N, 2)`` (umap-learn), with numba's compiled code cached in ``cache_dir("numba")``.
+    """A 2-D UMAP projection ``(N, 2)``: :func:`course_utils.embeddings.project` with cosine distances.
 
-    The first call in a fresh cache compiles (tens of seconds); later
-    processes reuse the cache. ``seed`` makes it deterministic (single-threaded).
-    PyTorch's CPU thread count is restored afterwards: umap/numba reset the
-    OpenMP thread count, which otherwise makes later small-network training
-    many times slower (measured: 20x on 2 shared cores).
+    numba's compiled code is cached in ``cache_dir("numba")`` (the first call
+    in a fresh cache compiles for tens of seconds); ``seed`` makes it
+    deterministic; PyTorch's CPU thread count is kept.
     """
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir("numba")))
-    threads = torch.get_num_threads()
-    try:
-        import umap  # noqa: PLC0415 (slow import, only when needed)
+    from course_utils.embeddings import project  # noqa: PLC0415 (imports umap lazily)
 
-        reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
-                            random_state=seed, n_jobs=1)
-        return np.asarray(reducer.fit_transform(_array(x).astype(np.float32)))
-    finally:
-        torch.set_num_threads(threads)
+    return project(x, "umap", seed=seed, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric).coords

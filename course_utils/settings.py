@@ -39,6 +39,7 @@ __all__ = [
     "cache_dir",
     "seed_everything",
     "resolve_device",
+    "limit_cpu_threads",
     "DATASET_MARKERS",
     "datasets_present",
     "in_colab",
@@ -228,6 +229,29 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     elif dev.type not in {"cpu", "cuda", "mps"}:
         raise ValueError(f"Device type {dev.type!r} is not supported by the course; use 'cpu', 'cuda' or 'mps'.")
     return dev
+
+
+def limit_cpu_threads(threads: int | None = 1, *, device: str | torch.device | None = None) -> int:
+    """Compute with ``threads`` CPU threads when ``device`` is the CPU; return the count before.
+
+    The course's fast-mode networks are tiny: on a CPU their threads mostly
+    wait for each other, and on a shared or busy two-core machine PyTorch's
+    spinning OpenMP workers made small-model training several times slower
+    than one thread. The notebooks that train many small models call this
+    first and restore the returned count in their last cell
+    (``torch.set_num_threads(before)``). On a GPU, or with ``threads=None``,
+    nothing changes.
+
+    Args:
+        threads: threads to use on the CPU (``None``: leave PyTorch's choice).
+        device: where the notebook computes (default: :func:`resolve_device`).
+    """
+    before = torch.get_num_threads()
+    if threads is not None and resolve_device(device).type == "cpu":
+        if threads < 1:
+            raise ValueError(f"threads={threads}; use a positive count or None.")
+        torch.set_num_threads(threads)
+    return before
 
 
 def datasets_present(root: Path | None = None) -> dict[str, bool]:

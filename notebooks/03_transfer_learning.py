@@ -55,7 +55,7 @@ import torchvision
 from torch import nn
 
 import course_utils
-from course_utils import env_report, pick, resolve_device, seed_everything
+from course_utils import env_report, limit_cpu_threads, pick, resolve_device, seed_everything
 from course_utils import pretrained as P
 from course_utils import transfer as T
 from course_utils.data import (
@@ -85,14 +85,11 @@ notebook_start = time.perf_counter()
 # image, linear heads on 64 numbers). On a CPU their operations are too small
 # to be worth splitting among threads: the threads spend their time waiting
 # for each other — badly so when other programs share the cores. So we
-# compute with one CPU thread (set `CPU_THREADS = None` to keep PyTorch's
+# compute with one CPU thread (`limit_cpu_threads(None)` keeps PyTorch's
 # default); the last cell restores the setting.
 
 # %%
-CPU_THREADS = 1
-default_threads = torch.get_num_threads()
-if device.type == "cpu" and CPU_THREADS:
-    torch.set_num_threads(CPU_THREADS)
+default_threads = limit_cpu_threads(1, device=device)  # None keeps PyTorch's default
 print(f"computing on {device} with {torch.get_num_threads()} CPU thread(s) (default {default_threads})")
 IMAGE_SIZE = 48
 EPOCHS = pick(fast=8, full=30)  # passes over the images (scratch, fine-tune all)

@@ -57,7 +57,7 @@ import torch
 from torch import nn
 
 from course_utils import embeddings as E
-from course_utils import env_report, pick, resolve_device, seed_everything
+from course_utils import env_report, limit_cpu_threads, pick, resolve_device, seed_everything
 from course_utils import pretrained as P
 from course_utils.data import PKBatchSampler, identity_split, load_face_attributes, load_face_identities
 from course_utils.facerec import SoftmaxCenterLoss, augment_faces, evaluate_embeddings
@@ -91,10 +91,7 @@ numba_dir = E.configure_numba_cache()
 numba_files_before = E.numba_cache_files()
 print(f"numba cache: {numba_dir} ({numba_files_before} compiled functions on disk before this run)")
 
-CPU_THREADS = 1
-default_threads = torch.get_num_threads()
-if device.type == "cpu" and CPU_THREADS:
-    torch.set_num_threads(CPU_THREADS)
+default_threads = limit_cpu_threads(1, device=device)  # None keeps PyTorch's default
 print(f"computing on {device} with {torch.get_num_threads()} CPU thread(s) (default {default_threads})")
 IMG = 48  # the course face embedder was trained on 48-pixel faces
 EPOCHS = pick(fast=25, full=60)

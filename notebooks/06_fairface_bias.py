@@ -62,7 +62,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from course_utils import data_dir, env_report, pick, resolve_device, seed_everything
+from course_utils import data_dir, env_report, limit_cpu_threads, pick, resolve_device, seed_everything
 from course_utils import fairness as Fa
 from course_utils.data import (
     SynthFacesConfig,
@@ -90,10 +90,7 @@ notebook_start = time.perf_counter()
 # fewer epochs and seeds.
 
 # %%
-CPU_THREADS = 1
-default_threads = torch.get_num_threads()
-if device.type == "cpu" and CPU_THREADS:
-    torch.set_num_threads(CPU_THREADS)
+default_threads = limit_cpu_threads(1, device=device)  # None keeps PyTorch's default
 IMG = 32  # pixels: small on purpose, so that everything trains in seconds
 EPOCHS = pick(fast=20, full=40)  # gender classifiers
 SEEDS = pick(fast=2, full=5)  # training seeds per training set

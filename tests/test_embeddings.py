@@ -273,3 +273,18 @@ def test_plot_helpers_draw_what_they_are_given():
     assert np.allclose(grid[0, 12 * 2 + 0, :3], (0.85, 0.1, 0.1), atol=1e-6)  # second: red
     assert np.allclose(grid[b - 1, 0, :3], (0.2, 0.2, 0.9), atol=1e-6)  # the query: blue
     plt.close("all")
+
+
+@pytest.mark.slow
+def test_project_keeps_torch_threads():
+    """UMAP/numba may reset OpenMP's thread count; project() must hand PyTorch its own back."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        x = np.random.default_rng(0).normal(size=(40, 6))
+        E.project(x, "pca")
+        assert torch.get_num_threads() == 1
+        E.project(x, "umap", n_neighbors=5)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

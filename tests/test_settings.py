@@ -98,3 +98,20 @@ def test_env_report_warns_on_missing_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "missing"))
     with pytest.warns(UserWarning, match="does not exist"):
         settings.env_report(file=io.StringIO())
+
+
+def test_limit_cpu_threads_sets_and_reports_the_previous_count():
+    import torch
+
+    from course_utils.settings import limit_cpu_threads
+
+    original = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert limit_cpu_threads(1, device="cpu") == 2
+        assert torch.get_num_threads() == 1
+        assert limit_cpu_threads(None, device="cpu") == 1 and torch.get_num_threads() == 1
+        with pytest.raises(ValueError, match="positive"):
+            limit_cpu_threads(0, device="cpu")
+    finally:
+        torch.set_num_threads(original)
