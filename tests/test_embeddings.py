@@ -245,10 +245,6 @@ def test_projection_explorer_draws_once_headless_and_reuses_fits():
 
 # ------------------------------------------------------------------ plots
 def test_plot_helpers_draw_what_they_are_given():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.offsetbox import AnnotationBbox
 
     from course_utils.plots import plot_embedding_2d, plot_thumbnails, show_retrieval
@@ -272,7 +268,6 @@ def test_plot_helpers_draw_what_they_are_given():
     assert np.allclose(grid[0, 12 * 1 + 0, :3], (0.1, 0.7, 0.1), atol=1e-6)  # first neighbour of row 0: green
     assert np.allclose(grid[0, 12 * 2 + 0, :3], (0.85, 0.1, 0.1), atol=1e-6)  # second: red
     assert np.allclose(grid[b - 1, 0, :3], (0.2, 0.2, 0.9), atol=1e-6)  # the query: blue
-    plt.close("all")
 
 
 @pytest.mark.slow

@@ -3,11 +3,6 @@
 import itertools
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -17,12 +12,6 @@ from course_utils import facerec, metrics
 from course_utils.losses import TripletLoss
 from course_utils.miners import BatchHardMiner
 from course_utils.train import fit, make_loader
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.fixture

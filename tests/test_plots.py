@@ -1,9 +1,6 @@
 """Plot helpers draw on the Axes they are given and return it."""
 
 import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -11,12 +8,6 @@ import torch
 
 from course_utils import plots
 from course_utils.train import History
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 def test_plot_history_uses_given_axes():

@@ -1,21 +1,11 @@
 """Plot helpers of notebook 03 (transfer learning): reliability diagram and mean curves over runs."""
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from course_utils import plots
 from course_utils.metrics import expected_calibration_error, reliability_bins
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 def _probs(n=400, k=4, seed=0, sharpness=3.0):

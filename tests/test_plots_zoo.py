@@ -1,20 +1,10 @@
 """Plot helpers of notebook 02 (architecture zoo): accuracy-versus-cost and cost breakdown."""
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from course_utils import plots
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 def test_accuracy_vs_cost_draws_on_given_axes_with_sizes_groups_and_labels():

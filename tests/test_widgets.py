@@ -1,9 +1,5 @@
 """Explorers build headless, draw once with their defaults, and redraw when a control moves."""
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import nbformat
@@ -14,12 +10,6 @@ from nbclient import NotebookClient
 
 from course_utils import widgets
 from course_utils.layers import conv_output_size
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.fixture
