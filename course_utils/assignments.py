@@ -44,7 +44,7 @@ from pathlib import Path
 
 import nbformat
 
-from course_utils.nbtools import headless_client, notebook_text, read_script
+from course_utils.nbtools import headless_client, notebook_scripts, notebook_text, read_script
 
 __all__ = [
     "Exercise",
@@ -147,16 +147,12 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return out
 
 
-def _instructor_notebooks(source: Path) -> list[Path]:
-    return sorted(source.glob("[0-9][0-9]_*.py"))
-
-
 def release(source: str | Path = "notebooks", out: str | Path = "student") -> list[Path]:
     """Write the student copy of every notebook in ``source`` to ``out``."""
     source, out = Path(source), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for script in _instructor_notebooks(source):
+    for script in notebook_scripts(source):
         target = out / f"{script.stem}.ipynb"
         target.write_text(notebook_text(student_notebook(read_script(script))), encoding="utf-8")
         written.append(target)
@@ -167,7 +163,7 @@ def check_release(source: str | Path = "notebooks", out: str | Path = "student")
     """Names of student copies in ``out`` that are missing or out of date (empty: all current)."""
     source, out = Path(source), Path(out)
     stale = []
-    for script in _instructor_notebooks(source):
+    for script in notebook_scripts(source):
         target = out / f"{script.stem}.ipynb"
         expected = notebook_text(student_notebook(read_script(script)))
         if not target.is_file() or target.read_text(encoding="utf-8") != expected:

@@ -14,6 +14,8 @@ import re
 import sys
 from pathlib import Path
 
+from course_utils.nbtools import notebook_scripts
+
 __all__ = ["REPO_URL", "BRANCH", "install_snippet", "badge_url", "badge_markdown", "apply", "main"]
 
 #: Where the course repository is published (used by Colab to install the package).
@@ -74,7 +76,7 @@ def apply(script: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    scripts = [Path(a) for a in args] or sorted(Path("notebooks").glob("[0-9][0-9]_*.py"))
+    scripts = [Path(a) for a in args] or notebook_scripts()
     for script in scripts:
         print(f"{script}: {'updated' if apply(script) else 'up to date'}")
     return 0

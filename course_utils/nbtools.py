@@ -16,9 +16,14 @@ from typing import Any
 import jupytext
 import nbformat
 
-__all__ = ["read_script", "build_notebook", "notebook_text", "headless_client", "main"]
+__all__ = ["notebook_scripts", "read_script", "build_notebook", "notebook_text", "headless_client", "main"]
 
 KEEP_CELL_METADATA = ("tags", "exercise", "points")
+
+
+def notebook_scripts(directory: str | Path = "notebooks") -> list[Path]:
+    """The course notebooks' percent scripts in ``directory`` (``NN_name.py``), in order."""
+    return sorted(Path(directory).glob("[0-9][0-9]_*.py"))
 
 
 def read_script(path: str | Path) -> nbformat.NotebookNode:
@@ -85,7 +90,7 @@ def headless_client(nb: nbformat.NotebookNode, *, path: str | Path, timeout: int
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    scripts = [Path(a) for a in args] or sorted(Path("notebooks").glob("[0-9][0-9]_*.py"))
+    scripts = [Path(a) for a in args] or notebook_scripts()
     for script in scripts:
         print(f"{script} -> {build_notebook(script)}")
     return 0
