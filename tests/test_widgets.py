@@ -12,6 +12,17 @@ from course_utils import widgets
 from course_utils.layers import conv_output_size
 
 
+#: A notebook cell that builds a convolution explorer inside a real kernel and shows it.
+EXPLORER_CELL = (
+    "import numpy as np\n"
+    "from course_utils.widgets import conv_explorer\n"
+    "ex = conv_explorer(np.eye(20, dtype='float32'), kernel_size=5, stride=2)\n"
+    "assert ex.figure is not None and not ex.static\n"
+    "print(ex.info)\n"
+    "ex"
+)
+
+
 @pytest.fixture
 def image():
     yy, xx = np.mgrid[0:40, 0:48]
@@ -74,13 +85,7 @@ def test_conv_explorer_survives_a_kernel_larger_than_the_input(image):
 def test_conv_explorer_runs_in_a_headless_kernel():
     """What nbval does in CI: a real kernel, no browser; the callback must run and draw."""
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(
-        "import numpy as np\n"
-        "from course_utils.widgets import conv_explorer\n"
-        "ex = conv_explorer(np.eye(20, dtype='float32'), kernel_size=5, stride=2)\n"
-        "assert ex.figure is not None and not ex.static\n"
-        "print(ex.info)\n"
-        "ex")]
+    nb.cells = [nbformat.v4.new_code_cell(EXPLORER_CELL)]
     NotebookClient(nb, timeout=60, kernel_name="python3").execute()
     outputs = nb.cells[0].outputs
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
@@ -112,12 +117,7 @@ def test_headless_client_runs_an_explorer_without_widget_emulation(tmp_path):
     from course_utils.nbtools import headless_client
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(
-        "import numpy as np\n"
-        "from course_utils.widgets import conv_explorer\n"
-        "ex = conv_explorer(np.eye(20, dtype='float32'), kernel_size=5, stride=2)\n"
-        "print(ex.info)\n"
-        "ex")]
+    nb.cells = [nbformat.v4.new_code_cell(EXPLORER_CELL)]
     client = headless_client(nb, path=tmp_path, timeout=60)
     assert client.widget_registry == {}
     client.execute()
