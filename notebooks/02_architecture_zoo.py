@@ -52,7 +52,7 @@ import torch
 import torchvision
 from torch import nn
 
-from course_utils import env_report, pick, resolve_device, seed_everything
+from course_utils import env_report, limit_cpu_threads, pick, resolve_device, seed_everything
 from course_utils.cost import (
     conv_macs,
     conv_params,
@@ -687,8 +687,7 @@ latency_batch = pick(fast=32, full=64)
 print(f"training on {device}; throughput measured on the CPU with 1 thread, "
       f"batches of {latency_batch}")
 results = []
-cpu_threads = torch.get_num_threads()
-torch.set_num_threads(1)
+cpu_threads = limit_cpu_threads(1, device="cpu")  # latency is measured on the CPU whatever trains
 for name in bench_models:
     seed_everything(0)
     extra = {"img_size": px} if model_info(name).family == "vit" else {}
