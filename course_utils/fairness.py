@@ -48,6 +48,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from course_utils.facerec import VerificationPairs, verification_pairs
+from course_utils.metrics import threshold_at_far
 
 __all__ = [
     "PublishedComposition",
@@ -463,27 +464,13 @@ def within_group_pairs(labels: Any, groups: Any, *, max_impostors_per_group: int
 
 
 def threshold_at_fmr(scores: Any, same: Any, fmr: float) -> float:
-    """The lowest threshold whose false match rate is at most ``fmr``.
+    """NIST's name for :func:`course_utils.metrics.threshold_at_far`: the lowest threshold with FMR <= ``fmr``.
 
     A pair is accepted when ``score >= threshold``. With ``n`` impostor
     scores sorted from the highest, ``s_0 >= s_1 >= ...``, and
-    ``k = floor(fmr * n)``, the threshold is the next float above ``s_k``:
-    at most ``k`` impostors score above it, and no lower threshold (among the
-    score values) keeps the rate at or below ``fmr``.
-
-    Args:
-        scores: ``(P,)`` similarity scores (higher = same).
-        same: ``(P,)`` bool, genuine pairs.
-        fmr: target false match rate in ``[0, 1)``.
+    ``k = floor(fmr * n)``, the threshold is the next float above ``s_k``.
     """
-    s, y = _array(scores).astype(np.float64), _array(same).astype(bool)
-    imp = np.sort(s[~y])[::-1]
-    if imp.size == 0:
-        raise ValueError("no impostor pairs: the false match rate is undefined.")
-    if not 0 <= fmr < 1:
-        raise ValueError(f"fmr must lie in [0, 1), got {fmr}.")
-    k = int(np.floor(fmr * imp.size + 1e-9))
-    return float(np.nextafter(imp[k], np.inf))
+    return threshold_at_far(scores, same, far=fmr)
 
 
 def per_group_thresholds(scores: Any, same: Any, pair_groups: Any, fmr: float) -> dict[Any, float]:

@@ -46,6 +46,7 @@ __all__ = [
     "EER",
     "equal_error_rate",
     "tar_at_far",
+    "threshold_at_far",
     "tar_at_fars",
     "best_accuracy_threshold",
     "verification_accuracy",
@@ -235,6 +236,30 @@ def tar_at_far(scores: Any, same: Any, *, far: float) -> float:
     allowed = math.floor(far * int((~y).sum()) + 1e-9)
     ok = fps <= allowed
     return float(tps[ok].max() / y.sum()) if ok.any() else 0.0
+
+
+def threshold_at_far(scores: Any, same: Any, *, far: float) -> float:
+    """The lowest threshold whose false accept (match) rate is at most ``far``.
+
+    A pair is accepted when ``score >= threshold``. With ``n`` impostor
+    scores sorted from the highest, ``s_0 >= s_1 >= ...``, and
+    ``k = floor(far * n)``, the threshold is the next float above ``s_k``:
+    at most ``k`` impostors score above it, and no lower threshold (among the
+    score values) keeps the rate at or below ``far``.
+
+    Args:
+        scores: ``(P,)`` similarity scores (higher = same).
+        same: ``(P,)`` bool, genuine pairs.
+        far: target false accept rate in ``[0, 1)``.
+    """
+    s, y = _scores_labels(scores, same, need_both=False)
+    imp = np.sort(s[~y])[::-1]
+    if imp.size == 0:
+        raise ValueError("no impostor pairs: the false accept rate is undefined.")
+    if not 0 <= far < 1:
+        raise ValueError(f"far must lie in [0, 1), got {far}.")
+    k = int(np.floor(far * imp.size + 1e-9))
+    return float(np.nextafter(imp[k], np.inf))
 
 
 def tar_at_fars(scores: Any, same: Any, *, fars: Sequence[float] = (1e-1, 1e-2, 1e-3)) -> dict[float, float]:

@@ -355,3 +355,22 @@ def test_ece_rejects_logits_and_bad_shapes():
         M.expected_calibration_error(np.array([[2.0, -1.0]]), [0])
     with pytest.raises(ValueError, match=r"\(2, 2\).*\(3,\)"):
         M.reliability_bins(np.full((2, 2), 0.5), [0, 1, 0])
+
+
+def test_threshold_at_far_against_a_search_and_tar_at_far():
+    """The lowest score threshold with FAR <= far, found by trying every score; TAR there equals tar_at_far."""
+    rng = np.random.default_rng(3)
+    s = np.round(rng.normal(size=300), 2)  # ties on purpose
+    same = rng.random(300) < 0.3
+    for far in (0.0, 0.01, 0.1, 0.5):
+        t = M.threshold_at_far(s, same, far=far)
+        assert np.mean(s[~same] >= t) <= far + 1e-12
+        # every threshold that changes a decision: each score, and the float just above it
+        candidates = np.union1d(np.unique(s), np.nextafter(np.unique(s), np.inf))
+        valid = [c for c in candidates if np.mean(s[~same] >= c) <= far + 1e-12]
+        assert t == min(valid)
+        assert np.mean(s[same] >= t) == pytest.approx(M.tar_at_far(s, same, far=far))
+    with pytest.raises(ValueError, match="impostor"):
+        M.threshold_at_far(s[same], same[same], far=0.1)
+    with pytest.raises(ValueError, match="far"):
+        M.threshold_at_far(s, same, far=1.0)
