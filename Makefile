@@ -15,7 +15,7 @@ LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: venv lab test test-unit test-notebooks notebooks benchmark release clean-venv clean-cache
+.PHONY: venv lab test test-unit test-notebook notebooks benchmark release clean-venv clean-cache
 
 venv: $(STAMP)
 
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -n "$(PYTHON)" || { echo "No python3 found: install Python 3.11 first."; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(PIP_C) -e ".[test]"
+	$(BIN)/python -m pip install --quiet $(PIP_C) -e ".[test,lab,faces,imagenet]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (course)" >/dev/null
 	$(BIN)/python -c "import course_utils; course_utils.env_report()"
 	touch $(STAMP)
@@ -37,9 +37,10 @@ test: venv
 test-unit: venv
 	COURSE_FAST=1 $(BIN)/python -m pytest tests --ignore=tests/notebooks $(PYTEST_ARGS)
 
-# Run one notebook's tests, e.g. `make test-notebook NB=01`
+# Run one notebook (and its empty-data-directory run), e.g. `make test-notebook NB=01`
 test-notebook: venv
-	COURSE_FAST=1 $(BIN)/python -m pytest tests/notebooks -k "$(NB)" $(PYTEST_ARGS)
+	@test -n "$(NB)" || { echo "Say which notebook: make test-notebook NB=01"; exit 2; }
+	COURSE_FAST=1 $(BIN)/python -m pytest notebooks/$(NB)_*.ipynb tests/test_notebooks_offline.py -k "$(NB)" $(PYTEST_ARGS)
 
 # Regenerate the .ipynb files from their paired percent scripts.
 notebooks: venv

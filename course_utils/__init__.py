@@ -20,13 +20,13 @@ matplotlib.
                    k-NN, calibration
 - ``facerec``      face verification/identification glue: pairs, gallery/probe
                    splits, one-call evaluation, softmax + center loss, augmentation
-- ``pretrained``   ImageNet weights through torchvision's API; the course's shipped
-                   source checkpoints and the recipes that made them
+- ``pretrained``   sub-package: ImageNet weights (``imagenet``), the course's shipped
+                   source checkpoints and their recipes (``sources``), FaceNet's
+                   network and weight loader (``facenet``)
 - ``transfer``     freezing, per-layer learning rates, cached features, linear
                    probes, multi-task heads, SimCLR pre-training
 - ``embeddings``   extraction (vectors + labels + groups), PCA/t-SNE/UMAP with a fit
                    cache and numba cache set-up, separation tables, retrieval
-- ``face_models``  FaceNet's Inception-ResNet-v1 and the loader for its published weights
 - ``fairness``     composition audits, per-group metrics with fairlearn's MetricFrame
                    and bootstrap intervals, FMR/FNMR per group, embedding-space
                    occupancy, rebalancing, a ThresholdOptimizer adapter

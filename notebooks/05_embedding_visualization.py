@@ -61,7 +61,7 @@ from course_utils import env_report, limit_cpu_threads, pick, resolve_device, se
 from course_utils import pretrained as P
 from course_utils.data import PKBatchSampler, identity_split, load_face_attributes, load_face_identities
 from course_utils.facerec import SoftmaxCenterLoss, augment_faces, evaluate_embeddings
-from course_utils.face_models import InceptionResnetV1, check_facenet_state_dict, facenet_preprocess, load_facenet, try_facenet
+from course_utils.pretrained.facenet import InceptionResnetV1, check_facenet_state_dict, facenet_preprocess, load_facenet, try_facenet
 from course_utils.losses import ArcFaceLoss, CenterLoss, TripletLoss
 from course_utils.miners import BatchHardMiner
 from course_utils.models.embedding import EmbeddingNet, PerImageStandardize, face_backbone
@@ -669,7 +669,7 @@ print(f"more compact clusters of unseen people: {better} (silhouette "
 #
 # ## 10. A published face recogniser: FaceNet on VGGFace2
 #
-# `course_utils.face_models.InceptionResnetV1` rebuilds FaceNet's network
+# `course_utils.pretrained.facenet.InceptionResnetV1` rebuilds FaceNet's network
 # module for module in facenet-pytorch's layout, so the published state dict
 # `20180402-114759-vggface2.pt` (107 MB) loads into it key for key.
 # `load_facenet` finds the file in the torch cache (or downloads it with

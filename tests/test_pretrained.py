@@ -122,7 +122,7 @@ def test_without_internet_the_error_is_clear_and_try_returns_none(tmp_path, monk
     def no_network(url, model_dir, timeout):
         raise urllib.error.URLError("Name or service not known")
 
-    monkeypatch.setattr(P, "_download", no_network)
+    monkeypatch.setattr(P.imagenet, "_download", no_network)
     with pytest.raises(P.PretrainedUnavailableError, match="Could not download"):
         P.load_imagenet_model("resnet18")
     with pytest.raises(P.PretrainedUnavailableError, match="download=False"):
@@ -134,7 +134,7 @@ def test_without_internet_the_error_is_clear_and_try_returns_none(tmp_path, monk
 def test_cached_imagenet_file_is_used_without_network(tmp_path, monkeypatch, tv_resnet18_file):
     _, tv = tv_resnet18_file
     monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
-    monkeypatch.setattr(P, "_download", lambda *a: pytest.fail("must not download"))
+    monkeypatch.setattr(P.imagenet, "_download", lambda *a: pytest.fail("must not download"))
     w = P.imagenet_weights("resnet18")
     target = P.weights_cache_path(w)
     target.parent.mkdir(parents=True)
@@ -147,7 +147,7 @@ def test_cached_imagenet_file_is_used_without_network(tmp_path, monkeypatch, tv_
     tv_model = P.load_imagenet_model("resnet18", course_model=False).model
     assert isinstance(tv_model, torchvision.models.ResNet)
     with pytest.raises(ValueError, match="no model matching"):
-        P._zoo_name("alexnet")
+        P.imagenet._zoo_name("alexnet")
 
 
 # ------------------------------------------------------------------ course checkpoints: the recipe in miniature

@@ -1226,6 +1226,9 @@ def register_model(
 
     def decorator(fn: F) -> F:
         key = name or fn.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"A model named {key!r} is already registered ({_REGISTRY[key].description!r}); "
+                             "pick another name.")
         fam = FAMILIES.get(family)
         _REGISTRY[key] = ModelInfo(
             name=key,
@@ -1272,7 +1275,9 @@ def create_model(name: str, *, num_classes: int | None = None, in_chans: int = 3
     info = _lookup(name)
     assert info.builder is not None
     n = info.num_classes if num_classes is None else num_classes
-    return info.builder(num_classes=n, in_chans=in_chans, **kwargs)
+    model = info.builder(num_classes=n, in_chans=in_chans, **kwargs)
+    model.arch_name = info.name  # checkpoints record the registered name, not the class name
+    return model
 
 
 def list_models(*, size: str | None = None, family: str | None = None) -> list[str]:

@@ -132,6 +132,10 @@ def test_register_model_adds_a_builder():
         model = create_model("_tiny_test_resnet", num_classes=3)
         assert model(torch.randn(2, 3, 16, 16)).shape == (2, 3)
         assert model_info("_tiny_test_resnet").paper == FAMILIES["resnet"].paper
+        assert model.arch_name == "_tiny_test_resnet"
+        with pytest.raises(ValueError, match="already registered"):
+            register_model(family="resnet")(_tiny_test_resnet)
+        assert _REGISTRY["_tiny_test_resnet"].builder is _tiny_test_resnet
     finally:
         _REGISTRY.pop("_tiny_test_resnet")
 
@@ -383,3 +387,11 @@ def test_fractalnet_global_drop_path_uses_one_column():
         model(x)
         assert len(calls) == 3 * 4
     assert shallow.shape == (2, 10)
+
+
+def test_checkpoints_record_the_registered_name(tmp_path):
+    from course_utils.train import load_checkpoint, save_checkpoint
+
+    model = create_model("resnet_small", num_classes=3)
+    path = save_checkpoint(tmp_path / "m.pt", model)
+    assert load_checkpoint(path)["arch"] == "resnet_small"

@@ -1,4 +1,4 @@
-"""course_utils.face_models: FaceNet's Inception-ResNet-v1 in facenet-pytorch's layout, and its loader."""
+"""course_utils.pretrained.facenet: FaceNet's Inception-ResNet-v1 in facenet-pytorch's layout, and its loader."""
 
 import hashlib
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import face_models as FM
+from course_utils.pretrained import facenet as FM
 
 # Keys and shapes of facenet-pytorch's published 20180402-114759-vggface2.pt, written out here by hand
 # (from facenet-pytorch's models/inception_resnet_v1.py) as an oracle independent of the module under test.

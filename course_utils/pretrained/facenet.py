@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_utils.pretrained import _socket_timeout  # one place sets a download timeout
+from course_utils.pretrained.imagenet import socket_timeout  # one place sets a download timeout
 
 __all__ = [
     "InceptionResnetV1",
@@ -308,7 +308,7 @@ def _find_or_download(weights: FaceNetWeights, download: bool, timeout: float) -
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".part")
     try:
-        with _socket_timeout(timeout):
+        with socket_timeout(timeout):
             torch.hub.download_url_to_file(weights.url, str(tmp), progress=False)
         os.replace(tmp, target)
     except Exception as err:  # noqa: BLE001 - any network or HTTP error means "unavailable"
