@@ -30,6 +30,9 @@ matplotlib.
 - ``fairness``     composition audits, per-group metrics with fairlearn's MetricFrame
                    and bootstrap intervals, FMR/FNMR per group, embedding-space
                    occupancy, rebalancing, a ThresholdOptimizer adapter
+- ``stats``        the statistics behind every claim: seed and bootstrap intervals
+                   (identity-level for faces), permutation gaps, Holm, ``compare``
+                   verdicts, minimum detectable differences, ``run_seeds``
 - ``plots``        every figure: ``ax=None`` in, ``Axes`` out
 - ``widgets``      ipywidgets explorers with a static fallback when headless
 - ``assignments``  student releases and offline grading

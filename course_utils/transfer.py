@@ -33,7 +33,8 @@ Also here:
   and :class:`~course_utils.losses.NTXentLoss`);
 - multi-task: :class:`MultiTaskModel`, :class:`MultiTaskLoss`,
   :func:`task_accuracy`, :func:`multitask_targets`;
-- seeds: :func:`summarize` and :func:`run_seeds` (mean and a t interval).
+- seeds: :func:`summarize` and :func:`run_seeds` (mean and a t interval), re-exported
+  from their home, :mod:`course_utils.stats`.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from course_utils.losses import LabelSmoothingCrossEntropy, NTXentLoss
 from course_utils.settings import cache_dir, resolve_device, seed_everything
+from course_utils.stats import SeedRuns, SeedSummary, run_seeds, summarize
 from course_utils.train import History, accuracy, evaluate, fit, make_loader, predict
 
 __all__ = [
@@ -720,89 +722,6 @@ def run_regime(regime: str, model_fn: Callable[[], nn.Module], train_set: Datase
         trained, n_train = model, count_trainable(model)
     return RegimeResult(regime, float(hist.last("val_acc")), hist, n_train, time.perf_counter() - t0, seed,
                         trained if keep_model else None)
-
-
-# --------------------------------------------------------------------------
-# seeds
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SeedSummary:
-    """Mean and a t-based confidence interval of one number measured over seeds.
-
-    ``low``/``high`` are NaN with a single seed (no spread can be estimated).
-    """
-
-    values: tuple[float, ...]
-    mean: float
-    std: float
-    low: float
-    high: float
-    confidence: float = 0.95
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-    @property
-    def half_width(self) -> float:
-        return (self.high - self.low) / 2
-
-    def __str__(self) -> str:
-        if self.n < 2:
-            return f"{self.mean:.3f} (1 seed)"
-        return f"{self.mean:.3f} ± {self.half_width:.3f}"
-
-
-def summarize(values: Sequence[float], *, confidence: float = 0.95) -> SeedSummary:
-    """Mean, sample standard deviation and Student-t interval ``mean ± t * std / sqrt(n)``."""
-    from scipy import stats
-
-    v = np.asarray(list(values), dtype=float)
-    if v.size == 0:
-        raise ValueError("summarize needs at least one value.")
-    mean = float(v.mean())
-    if v.size < 2:
-        return SeedSummary(tuple(map(float, v)), mean, math.nan, math.nan, math.nan, confidence)
-    std = float(v.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, df=v.size - 1)) * std / math.sqrt(v.size)
-    return SeedSummary(tuple(map(float, v)), mean, std, mean - half, mean + half, confidence)
-
-
-@dataclass
-class SeedRuns:
-    """The raw results of :func:`run_seeds` and the summary of the measured number."""
-
-    seeds: tuple[int, ...]
-    results: list[Any]
-    summary: SeedSummary
-
-    def __str__(self) -> str:
-        return str(self.summary)
-
-
-def run_seeds(fn: Callable[[int], Any], seeds: Sequence[int] | int, *, value: str | Callable[[Any], float] | None = None,
-              confidence: float = 0.95) -> SeedRuns:
-    """Call ``fn(seed)`` for each seed and summarise one number over the runs.
-
-    Args:
-        fn: runs one experiment; returns a number or an object holding one.
-        seeds: the seeds, or a count ``k`` for seeds ``0 .. k-1``.
-        value: how to read the number: an attribute or key name
-            (``"accuracy"``), a function, or ``None`` when ``fn`` returns it.
-    """
-    seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
-    results = [fn(s) for s in seeds]
-
-    def read(r: Any) -> float:
-        if value is None:
-            return float(r)
-        if callable(value):
-            return float(value(r))
-        return float(r[value] if isinstance(r, Mapping) else getattr(r, value))
-
-    return SeedRuns(seeds, results, summarize([read(r) for r in results], confidence=confidence))
 
 
 # --------------------------------------------------------------------------
