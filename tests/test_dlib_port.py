@@ -268,7 +268,7 @@ def test_registered_model_shapes_on_random_input():
     x = torch.rand(2, 3, 150, 150) * 255
     sizes = []
     with torch.no_grad():
-        h = model.stem(model.normalize(x).contiguous(memory_format=torch.channels_last))
+        h = model.stem(x)
         assert h.shape == (2, 32, 35, 35)  # 150 -> 72 (7x7/2, no padding) -> 35 (3x3/2 max pool)
         for stage in model.stages:
             h = stage(h)
@@ -309,7 +309,7 @@ def test_state_dict_matches_every_parameter_of_the_file():
     model = DlibFaceResNet()
     assert set(sd) == set(model.state_dict())
     in_file = sum(p.size for layer in net.layers for p in layer.params.values())
-    assert sum(v.numel() for k, v in sd.items() if k != "pixel_mean") == in_file == 5_614_592
+    assert sum(v.numel() for k, v in sd.items() if k != "stem.norm.pixel_mean") == in_file == 5_614_592
     first_con = net.compute_layers()[0]
     np.testing.assert_array_equal(sd["stem.conv.weight"].numpy(), first_con.params["filters"])
     np.testing.assert_array_equal(sd["pre_logits.weight"].numpy(), net.compute_layers()[-1].params["weights"].T)
@@ -393,3 +393,15 @@ def test_port_equals_dlib_on_real_face_chips():
     diff = np.abs(ours - reference).max()
     print(f"max |port - dlib| over {len(chips)} chips: {diff:.2e}")
     assert diff <= 1e-4, diff
+
+
+def test_the_transfer_code_can_cut_the_network_before_its_last_blocks():
+    from course_utils.transfer import backbone_blocks, split_model
+
+    torch.manual_seed(0)
+    model = create_model("dlib_resnet_face").eval()
+    assert len(backbone_blocks(model)) == 1 + 14  # the stem (with dlib's input normalisation), 14 residual blocks
+    front, tail = split_model(model, 3)
+    x = torch.rand(2, 3, 150, 150) * 255
+    with torch.no_grad():
+        torch.testing.assert_close(tail.features(front(x)), model(x), atol=1e-5, rtol=1e-5)

@@ -158,29 +158,46 @@ class DlibResidualBlock(nn.Module):
         return self.act(add_zero_padded(self.skip(x), y))
 
 
-class DlibStem(nn.Module):
-    """``con<32,7,7,2,2>`` (no padding), affine, relu, ``max_pool<3,3,2,2>`` (no padding).
+class DlibInputNorm(nn.Module):
+    """dlib's input layer: RGB 0-255 ``(N, 3, H, W)`` -> ``(x - pixel_mean) / 256`` (in ``channels_last``).
 
-    ``(N, 3, 150, 150)`` -> ``(N, 32, 35, 35)``.
+    ``pixel_mean`` ``(3,)`` is a buffer (:data:`DLIB_PIXEL_MEAN`, loaded from the weight file).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("pixel_mean", torch.tensor(DLIB_PIXEL_MEAN, dtype=torch.float32))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ((x - self.pixel_mean.view(1, 3, 1, 1)) / 256.0).contiguous(memory_format=torch.channels_last)
+
+
+class DlibStem(nn.Module):
+    """Input normalisation, ``con<32,7,7,2,2>`` (no padding), affine, relu, ``max_pool<3,3,2,2>`` (no padding).
+
+    RGB 0-255 ``(N, 3, 150, 150)`` -> ``(N, 32, 35, 35)``. The normalisation lives
+    in the stem so that the stem and the residual blocks, chained, are the whole
+    backbone (what :func:`course_utils.transfer.split_model` relies on).
     """
 
     def __init__(self, in_chans: int = 3, out_chs: int = 32) -> None:
         super().__init__()
+        self.norm = DlibInputNorm()
         self.conv = nn.Conv2d(in_chans, out_chs, 7, stride=2, padding=0, bias=True)
         self.affine = Affine2d(out_chs)
         self.act = nn.ReLU(inplace=True)
         self.pool = nn.MaxPool2d(3, stride=2, padding=0)
 
     def forward(self, x: Tensor) -> Tensor:
-        """``(N, 3, H, W)`` -> ``(N, 32, H', W')``."""
-        return self.pool(self.act(conv_affine(x, self.conv, self.affine)))
+        """RGB 0-255 ``(N, 3, H, W)`` -> ``(N, 32, H', W')``."""
+        return self.pool(self.act(conv_affine(self.norm(x), self.conv, self.affine)))
 
 
 class DlibFaceResNet(CourseModel):
     """dlib's face recognition ResNet: RGB ``(N, 3, 150, 150)`` in ``[0, 255]`` -> descriptors ``(N, 128)``.
 
     The module normalises its input itself, as dlib's input layer does:
-    ``(x - pixel_mean) / 256`` with the buffer ``pixel_mean`` ``(3,)`` =
+    ``(x - pixel_mean) / 256`` in ``stem.norm``, with the buffer ``pixel_mean`` ``(3,)`` =
     :data:`DLIB_PIXEL_MEAN` (loaded from the weight file). Feed it
     ``dlib.get_face_chip(img, shape, size=150, padding=0.25)`` chips as
     float tensors; do not scale them to ``[0, 1]``.
@@ -201,7 +218,6 @@ class DlibFaceResNet(CourseModel):
         super().__init__()
         if in_chans != 3:
             raise ValueError("dlib's face network reads RGB images: in_chans must be 3 (repeat grey images).")
-        self.register_buffer("pixel_mean", torch.tensor(DLIB_PIXEL_MEAN, dtype=torch.float32))
         self.stem = DlibStem(in_chans, 32)
         stages, prev = [], 32
         for chs, n, down in DLIB_LEVELS:
@@ -222,13 +238,14 @@ class DlibFaceResNet(CourseModel):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
 
-    def normalize(self, x: Tensor) -> Tensor:
-        """dlib's input layer: RGB 0-255 ``(N, 3, H, W)`` -> ``(x - pixel_mean) / 256``."""
-        return (x - self.pixel_mean.view(1, 3, 1, 1)) / 256.0
+    @property
+    def pixel_mean(self) -> Tensor:
+        """The input layer's mean pixel ``(3,)`` (a buffer of ``stem.norm``)."""
+        return self.stem.norm.pixel_mean
 
     def forward_features(self, x: Tensor) -> Tensor:
         """RGB 0-255 ``(N, 3, 150, 150)`` -> ``(N, 256, 2, 2)`` (computed in ``channels_last``)."""
-        x = self.stem(self.normalize(x).contiguous(memory_format=torch.channels_last))
+        x = self.stem(x)
         for stage in self.stages:
             x = stage(x)
         return x

@@ -80,7 +80,7 @@ DLIB_MODEL_FILES: dict[str, str] = {
 }
 
 #: Bumped whenever the cached state-dict layout changes (old files are ignored).
-DLIB_CACHE_FORMAT = 1
+DLIB_CACHE_FORMAT = 2  # 2: the input normalisation moved into the stem (stem.norm.pixel_mean)
 
 _FLOAT_INF, _FLOAT_NINF, _FLOAT_NAN = 32000, 32001, 32002
 
@@ -552,7 +552,7 @@ def dlib_resnet_state_dict(path: str | os.PathLike[str] | None = None) -> dict[s
             raise DlibFormatError(f"{what}: dlib window/stride/padding {got}, the model {want}")
 
     inp = net.layers[0].config
-    put("pixel_mean", np.array([inp["avg_red"], inp["avg_green"], inp["avg_blue"]], dtype=np.float32))
+    put("stem.norm.pixel_mean", np.array([inp["avg_red"], inp["avg_green"], inp["avg_blue"]], dtype=np.float32))
     if "nr" in inp and (inp["nr"], inp["nc"]) != (template.image_size, template.image_size):
         raise DlibFormatError(f"dlib input size {(inp['nr'], inp['nc'])}, the model {template.image_size}")
     conv("stem.conv", template.stem.conv)
