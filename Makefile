@@ -15,7 +15,7 @@ LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: venv lab test test-unit test-notebook notebooks benchmark release clean-venv clean-cache
+.PHONY: venv lab test test-unit test-notebook notebooks benchmark release grade clean-venv clean-cache
 
 venv: $(STAMP)
 
@@ -48,6 +48,16 @@ notebooks: venv
 
 benchmark: venv
 	$(BIN)/python benchmarks/bench_fit.py
+
+# Student copies in student/; a standalone student bundle with
+#   make release RELEASE_ARGS="--bundle ../course-student --repo-url https://github.com/you/course-student"
+release: venv
+	$(BIN)/python -m course_tools.grading release $(RELEASE_ARGS)
+
+# Grade submissions in the sandbox, e.g. `make grade SUBMISSIONS="subs/*.ipynb"`
+grade: venv
+	@test -n "$(SUBMISSIONS)" || { echo 'Say what to grade: make grade SUBMISSIONS="subs/*.ipynb"'; exit 2; }
+	$(BIN)/python -m course_tools.grading grade $(SUBMISSIONS) --out grades
 
 clean-venv:
 	rm -rf $(VENV)

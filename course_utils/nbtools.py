@@ -18,7 +18,7 @@ import nbformat
 
 __all__ = ["notebook_scripts", "read_script", "build_notebook", "notebook_text", "headless_client", "main"]
 
-KEEP_CELL_METADATA = ("tags", "exercise", "points")
+KEEP_CELL_METADATA = ("tags", "exercise", "points", "forbid", "experiment", "timeout")
 
 
 def notebook_scripts(directory: str | Path = "notebooks") -> list[Path]:

