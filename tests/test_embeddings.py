@@ -283,3 +283,76 @@ def test_project_keeps_torch_threads():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------ per-item numbers, intervals, crops
+def test_knn_correct_matches_an_explicit_loop_and_knn_accuracy():
+    x, y = _blobs(n=45, d=5, k=4, seed=3)
+    x = x + np.random.default_rng(0).normal(scale=2.5, size=x.shape).astype(np.float32)  # some mistakes
+    for k in (1, 4, 5):
+        per = E.knn_correct(x, y, k=k)
+        assert per.dtype == bool and per.shape == (45,)
+        assert per.mean() == pytest.approx(_loop_knn(x.astype(float), y, k))
+        assert per.mean() == pytest.approx(E.knn_accuracy_2d(x, y, k=k))
+    assert 0 < E.knn_correct(x, y, k=5).mean() < 1
+
+
+def test_retrieval_hits_match_an_explicit_loop():
+    x, y = _blobs(n=30, k=3, seed=4)
+    x = x.astype(np.float64)
+    hits = E.retrieval_hits(x, y, k=4)
+    for i in range(len(x)):
+        d = np.array([_cos_dist(x[i], x[j]) if j != i else np.inf for j in range(len(x))])
+        assert hits[i] == pytest.approx(np.mean(y[np.argsort(d, kind="stable")[:4]] == y[i]))
+    assert hits.mean() == pytest.approx(E.retrieval_precision(x, y, k=4))
+    q = x + 0.1
+    assert E.retrieval_hits(x, y, k=4, queries=q).mean() == pytest.approx(E.retrieval_precision(x, y, k=4, queries=q))
+
+
+def test_centre_distance_correlation():
+    from scipy.stats import spearmanr
+
+    x, y = _blobs(n=60, d=6, k=5, seed=5)
+    assert E.centre_distance_correlation(x[:, :2], 3 * x[:, :2] + 1, y) == pytest.approx(1.0)  # scale, shift
+    assert E.centre_distance_correlation(x, x, y) == pytest.approx(1.0)
+    xy = np.random.default_rng(1).normal(size=(60, 2))
+    centres = lambda a: np.stack([a[y == i].mean(0) for i in range(5)])
+    full = [np.linalg.norm(centres(x)[i] - centres(x)[j]) for i in range(5) for j in range(i + 1, 5)]
+    flat = [np.linalg.norm(centres(xy)[i] - centres(xy)[j]) for i in range(5) for j in range(i + 1, 5)]
+    assert E.centre_distance_correlation(x, xy, y) == pytest.approx(spearmanr(full, flat)[0])
+    with pytest.raises(ValueError, match="3 labels"):
+        E.centre_distance_correlation(x[y < 2], x[y < 2, :2], y[y < 2])
+
+
+def test_separation_intervals_resample_people():
+    from sklearn.metrics import silhouette_samples
+
+    x, y = _blobs(n=40, d=4, k=5, seed=6)
+    x = x + np.random.default_rng(2).normal(scale=3.0, size=x.shape).astype(np.float32)
+    iv = E.separation_intervals(x, y, n_boot=200, seed=0)
+    assert iv["knn_acc"].estimate == pytest.approx(E.knn_accuracy_2d(x, y))
+    assert iv["silhouette"].estimate == pytest.approx(silhouette_score(x, y))
+    assert iv["knn_acc"].n == 5 and iv["knn_acc"].method == "identity bootstrap"
+    assert iv["knn_acc"].low <= iv["knn_acc"].estimate <= iv["knn_acc"].high
+    # replicate 0 by hand: people drawn with replacement, their items' values averaged
+    draws = np.random.default_rng(0).integers(0, 5, size=(200, 5))[0]
+    s = silhouette_samples(x, y)
+    assert iv["silhouette"].draws[0] == pytest.approx(np.concatenate([s[y == p] for p in draws]).mean())
+    # same people, same n_boot and seed: paired with another embedder's intervals
+    other = E.separation_intervals(x[:, :2], y, n_boot=200, seed=0)
+    assert other["knn_acc"].key == iv["knn_acc"].key
+
+
+def test_photo_crops_shapes_labels_and_content():
+    photo = np.zeros((40, 60, 3), dtype=np.float32)
+    photo[..., 0] = 1.0  # pure red
+    grey = np.full((50, 50), 0.4, dtype=np.float32)
+    imgs, labels, names = E.photo_crops({"red": photo, "grey": grey}, per_photo=3, size=16, seed=0)
+    assert imgs.shape == (6, 3, 16, 16) and imgs.dtype == torch.uint8
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1] and names == ["red", "grey"]
+    assert (imgs[:3, 0] == 255).all() and (imgs[:3, 1:] == 0).all()
+    assert (imgs[3:].int() - 102).abs().max() <= 1  # 0.4 * 255, up to interpolation rounding
+    again, _, _ = E.photo_crops({"red": photo, "grey": grey}, per_photo=3, size=16, seed=0)
+    assert torch.equal(imgs, again)
+    with pytest.raises(ValueError, match="per_photo"):
+        E.photo_crops({"red": photo}, per_photo=1)
