@@ -25,6 +25,17 @@ The measurements of notebook 06, as small tested functions:
   embeddings (distance to the centroid, covariance log-determinant in a
   shared PCA space, k-NN distance, nearest-impostor distance) over random
   equal-size subsamples, with intervals.
+* **Impostor pairs without identities** (FairFace: every image assumed a
+  different person): :func:`within_cell_pairs`, :func:`pair_distances`,
+  :func:`impostor_fmr` (FMR per group and threshold, optionally per image
+  bootstrap replicate from :func:`image_bootstrap_counts`),
+  :func:`distance_threshold_at_fmr`, :func:`fmr_by_group` (FMR with
+  intervals and the highest-to-lowest ratio), :func:`fmr_permutation_test`.
+* **Occupancy with resampling intervals**: :func:`occupancy_bootstrap`
+  (spread, nearest-neighbour distance, PCA log-determinant; images resampled).
+* **Contrasts**: :func:`contrast_with_rest` (each group against the others,
+  bootstrap p-values with Holm), :func:`paired_group_contrasts` (two
+  classifiers on the same images: McNemar per group, Holm).
 * **Mitigation**: :func:`group_balancing_weights`, :func:`balanced_sampler`
   (reweighting / rebalanced sampling), :class:`ScoreClassifier` (wraps
   precomputed scores for fairlearn's ``ThresholdOptimizer``).
@@ -73,6 +84,17 @@ __all__ = [
     "verification_by_group",
     "OCCUPANCY_STATS",
     "occupancy_stats",
+    "within_cell_pairs",
+    "pair_distances",
+    "image_bootstrap_counts",
+    "impostor_fmr",
+    "distance_threshold_at_fmr",
+    "fmr_by_group",
+    "fmr_permutation_test",
+    "OCCUPANCY_BOOTSTRAP_STATS",
+    "occupancy_bootstrap",
+    "contrast_with_rest",
+    "paired_group_contrasts",
     "group_balancing_weights",
     "balanced_sampler",
     "ScoreClassifier",
@@ -494,7 +516,12 @@ def verification_by_group(scores: Any, same: Any, pair_groups: Any,
         ``genuine`` and ``impostor`` (pair counts); ``attrs["frame"]`` holds
         the ``MetricFrame`` (for ``.difference()`` / ``.ratio()``).
     """
-    from fairlearn.metrics import MetricFrame, count, false_negative_rate, false_positive_rate
+    from fairlearn.metrics import (
+        MetricFrame,
+        count,
+        false_negative_rate,
+        false_positive_rate,
+    )
 
     s, y = _array(scores).astype(np.float64), _array(same).astype(bool)
     g = _groups(pair_groups, s.size)
@@ -673,3 +700,461 @@ def umap_2d(x: Any, *, n_neighbors: int = 15, min_dist: float = 0.1, metric: str
     from course_utils.embeddings import project  # noqa: PLC0415 (imports umap lazily)
 
     return project(x, "umap", seed=seed, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric).coords
+
+
+# ----------------------------------------------------------------------------- impostor pairs without identities
+def within_cell_pairs(cells: Any, *, identities: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """All impostor pairs ``i < j`` of images in the same cell (e.g. race x gender).
+
+    A data set without identity labels (FairFace) is used under the
+    assumption that two images show two different people; with
+    ``identities`` the pairs of one person are left out.
+
+    Args:
+        cells: ``(N,)`` cell of each image.
+        identities: ``(N,)`` person of each image, or ``None`` (every image its own person).
+
+    Returns:
+        ``(first, second)``: ``(P,)`` int64 image indices, ``first < second``,
+        cell by cell in sorted order.
+    """
+    c = _groups(cells)
+    ids = None if identities is None else _groups(identities, c.size)
+    first, second = [], []
+    for name in _order(c, None):
+        idx = np.flatnonzero(c == name)
+        i, j = np.triu_indices(idx.size, k=1)
+        a, b = idx[i], idx[j]
+        if ids is not None:
+            keep = ids[a] != ids[b]
+            a, b = a[keep], b[keep]
+        first.append(a)
+        second.append(b)
+    if not first:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(first).astype(np.int64), np.concatenate(second).astype(np.int64)
+
+
+def pair_distances(embeddings: Any, first: Any, second: Any) -> np.ndarray:
+    """Euclidean distances ``(P,)`` between rows ``first`` and ``second`` of ``embeddings (N, D)`` (float64)."""
+    x = _array(embeddings).astype(np.float64)
+    f, s = _array(first).astype(np.int64), _array(second).astype(np.int64)
+    out = np.empty(f.size)
+    for start in range(0, f.size, 200_000):  # bounded memory
+        sl = slice(start, start + 200_000)
+        out[sl] = np.sqrt(((x[f[sl]] - x[s[sl]]) ** 2).sum(1))
+    return out
+
+
+def image_bootstrap_counts(strata: Any, *, n_boot: int, seed: int = 0) -> np.ndarray:
+    """How often each image is drawn in each replicate of an image bootstrap: ``(n_boot, N)`` int32.
+
+    Images are drawn with replacement within each stratum (a cell keeps its
+    size).
+    A pair of images ``(i, j)`` then counts ``counts[b, i] * counts[b, j]``
+    times in replicate ``b``; the pair of an image with its own copy (distance
+    0, a perfect match no real data contains) is never formed.
+    """
+    s = _groups(strata)
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n_boot, s.size), dtype=np.int32)
+    for name in _order(s, None):
+        m = np.flatnonzero(s == name)
+        draws = rng.integers(0, m.size, size=(n_boot, m.size))
+        flat = (np.arange(n_boot)[:, None] * m.size + draws).ravel()
+        out[:, m] = np.bincount(flat, minlength=n_boot * m.size).reshape(n_boot, m.size)
+    return out
+
+
+def _pair_codes(pair_groups: Any, n: int, order: Sequence[Any] | None) -> tuple[list[Any], np.ndarray]:
+    g = _groups(pair_groups, n)
+    names = _order(g, order)
+    lookup = {name: k for k, name in enumerate(names)}
+    return names, np.array([lookup[x] for x in g], dtype=np.int64) if g.size else np.zeros(0, np.int64)
+
+
+def _pair_weight_totals(codes: np.ndarray, first: np.ndarray, second: np.ndarray, counts: np.ndarray,
+                        n_groups: int, chunk: int = 32) -> np.ndarray:
+    """``(B, G)`` sum over each group's pairs of ``counts[:, i] * counts[:, j]``."""
+    b = counts.shape[0]
+    out = np.zeros((b, n_groups))
+    onehot = np.zeros((codes.size, n_groups), dtype=np.float32)
+    onehot[np.arange(codes.size), codes] = 1
+    for start in range(0, b, chunk):
+        c = counts[start:start + chunk]
+        w = (c[:, first] * c[:, second]).astype(np.float32)  # (b, P)
+        out[start:start + chunk] = w @ onehot
+    return out
+
+
+def impostor_fmr(distances: Any, first: Any, second: Any, pair_groups: Any, thresholds: Any, *,
+                 counts: np.ndarray | None = None, order: Sequence[Any] | None = None) -> np.ndarray:
+    """False match rate per group: the share of impostor pairs with ``distance < threshold``.
+
+    Args:
+        distances: ``(P,)`` impostor-pair distances (smaller = more alike).
+        first, second: ``(P,)`` image indices of the pairs.
+        pair_groups: ``(P,)`` group of each pair.
+        thresholds: a number or ``(T,)`` thresholds.
+        counts: ``(B, N)`` draws per image from :func:`image_bootstrap_counts`:
+            each pair then weighs ``counts[b, i] * counts[b, j]``.
+        order: group order (default sorted).
+
+    Returns:
+        ``(G,)`` for one threshold, ``(T, G)`` for several; with ``counts``,
+        ``(B, G)`` or ``(B, T, G)``. NaN where a group has no pair weight.
+    """
+    d = _array(distances).astype(np.float64)
+    f, s = _array(first).astype(np.int64), _array(second).astype(np.int64)
+    names, codes = _pair_codes(pair_groups, d.size, order)
+    t = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+    G = len(names)
+    if counts is None:
+        num = np.stack([np.bincount(codes[d < x], minlength=G) for x in t]).astype(np.float64)  # (T, G)
+        den = np.bincount(codes, minlength=G).astype(np.float64)
+        with np.errstate(all="ignore"):
+            out = num / den
+        return out[0] if np.ndim(thresholds) == 0 else out
+    counts = np.asarray(counts)
+    den = _pair_weight_totals(codes, f, s, counts, G)  # (B, G)
+    cand = np.flatnonzero(d < t.max())
+    num = np.zeros((counts.shape[0], t.size, G))
+    if cand.size:
+        cand = cand[np.argsort(d[cand], kind="stable")]
+        for k in range(G):
+            ck = cand[codes[cand] == k]
+            if not ck.size:
+                continue
+            pos = np.searchsorted(d[ck], t, side="left")  # pairs with d < t
+            for start in range(0, counts.shape[0], 128):  # bounded memory: (128, Pk) at a time
+                c = counts[start:start + 128]
+                w = np.cumsum(c[:, f[ck]].astype(np.float64) * c[:, s[ck]], axis=1)
+                w = np.concatenate([np.zeros((w.shape[0], 1)), w], axis=1)
+                num[start:start + 128, :, k] = w[:, pos]
+    with np.errstate(all="ignore"):
+        out = num / den[:, None, :]
+    return out[:, 0] if np.ndim(thresholds) == 0 else out
+
+
+def distance_threshold_at_fmr(distances: Any, pair_groups: Any, fmr: float, *, first: Any = None,
+                              second: Any = None, counts: np.ndarray | None = None,
+                              order: Sequence[Any] | None = None) -> np.ndarray:
+    """Per group, the largest distance threshold ``t`` (accept ``distance < t``) with FMR ``<= fmr``.
+
+    With a group's ``n`` distances sorted ascending ``d_0 <= d_1 <= ...`` and
+    ``k = floor(fmr * n)``, ``t = d_k``: at most ``k`` pairs lie below it, and
+    any larger threshold accepts ``d_k`` too. With ``counts`` (and
+    ``first``/``second``) the same rule on pair weights, per replicate.
+
+    Returns:
+        ``(G,)``, or ``(B, G)`` with ``counts``; ``inf`` when every pair may be accepted.
+    """
+    d = _array(distances).astype(np.float64)
+    names, codes = _pair_codes(pair_groups, d.size, order)
+    out = np.full(len(names) if counts is None else (np.asarray(counts).shape[0], len(names)), np.inf)
+    for k in range(len(names)):
+        members = np.flatnonzero(codes == k)
+        members = members[np.argsort(d[members], kind="stable")]
+        ds = d[members]
+        if counts is None:
+            j = int(np.floor(fmr * ds.size + 1e-9))
+            out[k] = ds[j] if j < ds.size else np.inf
+            continue
+        c_all = np.asarray(counts)
+        f, s = _array(first).astype(np.int64), _array(second).astype(np.int64)
+        for start in range(0, c_all.shape[0], 128):  # bounded memory: (128, n) at a time
+            c = c_all[start:start + 128]
+            cum = np.cumsum(c[:, f[members]].astype(np.float64) * c[:, s[members]], axis=1)
+            allowed = fmr * cum[:, -1:] + 1e-9
+            j = (cum <= allowed).sum(1)  # first index whose cumulative weight exceeds the allowance
+            out[start:start + 128, k] = np.where(j < ds.size, ds[np.minimum(j, ds.size - 1)], np.inf)
+    return out
+
+
+def fmr_by_group(distances: Any, first: Any, second: Any, pair_groups: Any, threshold: float, *,
+                 strata: Any, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+                 order: Sequence[Any] | None = None) -> pd.DataFrame:
+    """FMR per group at one threshold with image-bootstrap intervals, and the highest-to-lowest ratio.
+
+    Images are resampled within ``strata`` (:func:`image_bootstrap_counts`),
+    every pair among the drawn images counts (not the pairs of an image with
+    its own copy), and the FMR is recomputed (:func:`impostor_fmr`).
+
+    Returns:
+        DataFrame indexed by group plus a row ``"max / min"`` with columns
+        ``pairs``, ``false matches``, ``FMR``, ``low``, ``high``;
+        ``attrs["replicates"]`` ``(B, G)`` and ``attrs["ratio_replicates"]`` ``(B,)``.
+    """
+    from course_utils.stats import percentile_bounds
+
+    d = _array(distances).astype(np.float64)
+    names, codes = _pair_codes(pair_groups, d.size, order)
+    point = impostor_fmr(d, first, second, pair_groups, threshold, order=names)
+    counts = image_bootstrap_counts(strata, n_boot=n_boot, seed=seed)
+    reps = impostor_fmr(d, first, second, pair_groups, threshold, counts=counts, order=names)  # (B, G)
+    low, high = percentile_bounds(reps, level)
+    with np.errstate(all="ignore"):
+        ratio = float(point.max() / point.min())
+        ratio_reps = reps.max(1) / reps.min(1)
+    r_low, r_high = percentile_bounds(np.where(np.isfinite(ratio_reps), ratio_reps, np.nan), level)
+    table = pd.DataFrame({"pairs": np.bincount(codes, minlength=len(names)),
+                          "false matches": np.bincount(codes[d < threshold], minlength=len(names)),
+                          "FMR": point, "low": low, "high": high}, index=pd.Index(names, name="group"))
+    table.loc["max / min"] = [int(d.size), int((d < threshold).sum()), ratio, float(r_low), float(r_high)]
+    table.attrs["replicates"] = reps
+    table.attrs["ratio_replicates"] = ratio_reps
+    return table
+
+
+def fmr_permutation_test(embeddings: Any, groups: Any, threshold: float, *, strata: Any = None,
+                         stat: str = "max_over_min", n_perm: int = 1000, seed: int = 0, level: float = 0.95) -> Any:
+    """Is the spread of FMR between groups larger than shuffled group labels give?
+
+    Impostor pairs are all pairs within a (group x stratum) cell. Each
+    permutation shuffles the group labels of the images within each stratum
+    (so every cell keeps its size), forms the pairs again and recomputes the
+    FMR per group at ``threshold`` (accept ``distance < threshold``).
+
+    Args:
+        embeddings: ``(N, D)``; groups: ``(N,)``; strata: ``(N,)`` (e.g. gender) or ``None``.
+        stat: ``"max_over_min"`` (the FMR ratio) or ``"max_minus_min"``.
+
+    Returns:
+        :class:`course_utils.stats.PermutationTest` (``group_values`` = observed FMRs).
+    """
+    from course_utils.stats import PermutationTest, percentile_bounds
+
+    x = torch.as_tensor(_array(embeddings), dtype=torch.float64)
+    g = _groups(groups, x.shape[0])
+    st = np.zeros(g.size, dtype=np.int64) if strata is None else pd.factorize(_groups(strata, g.size))[0]
+    names = _order(g, None)
+    codes = np.array([names.index(v) for v in g], dtype=np.int64)
+    G = len(names)
+    acc_i, acc_j = [], []
+    den = np.zeros(G)
+    for s_ in np.unique(st):
+        idx = np.flatnonzero(st == s_)
+        dist = torch.cdist(x[idx], x[idx]).numpy()
+        i, j = np.nonzero(np.triu(dist < threshold, k=1))
+        acc_i.append(idx[i])
+        acc_j.append(idx[j])
+        n_c = np.bincount(codes[idx], minlength=G)
+        den += n_c * (n_c - 1) / 2
+    ai, aj = np.concatenate(acc_i), np.concatenate(acc_j)
+    if stat not in ("max_over_min", "max_minus_min"):
+        raise ValueError(f"stat={stat!r}; use 'max_over_min' or 'max_minus_min'.")
+
+    def spread(lab: np.ndarray) -> np.ndarray:  # (b, N) codes -> (b,)
+        b = lab.shape[0]
+        same = lab[:, ai] == lab[:, aj]
+        flat = (np.arange(b)[:, None] * G + lab[:, ai])[same]
+        fmr = np.bincount(flat, minlength=b * G).reshape(b, G) / den
+        with np.errstate(all="ignore"):
+            return fmr.max(1) / fmr.min(1) if stat == "max_over_min" else fmr.max(1) - fmr.min(1)
+
+    observed_fmr = np.bincount(codes[ai][codes[ai] == codes[aj]], minlength=G) / den
+    observed = float(spread(codes[None])[0])
+    rng = np.random.default_rng(seed)
+    null = []
+    chunk = max(1, 2_000_000 // max(ai.size, 1))
+    for start in range(0, n_perm, chunk):
+        b = min(chunk, n_perm - start)
+        lab = np.tile(codes, (b, 1))
+        for s_ in np.unique(st):
+            m = np.flatnonzero(st == s_)
+            lab[:, m] = rng.permuted(lab[:, m], axis=1)
+        null.append(spread(lab))
+    null_a = np.concatenate(null)
+    finite = np.where(np.isfinite(null_a), null_a, np.nan)
+    hits = int(np.sum(null_a >= observed - 1e-12 * max(1.0, abs(observed))))
+    low, high = percentile_bounds(finite, level)
+    return PermutationTest(stat, observed, float(np.nanmean(finite)), float(low), float(high),
+                           (1 + hits) / (1 + n_perm), int(n_perm), level,
+                           {n: float(v) for n, v in zip(names, observed_fmr)})
+
+
+# ----------------------------------------------------------------------------- occupancy with resampling intervals
+#: The statistics of :func:`occupancy_bootstrap`, in table order.
+OCCUPANCY_BOOTSTRAP_STATS: tuple[str, ...] = ("spread around centroid", "nearest-neighbour distance",
+                                              "log det cov (PCA)")
+
+
+def _occupancy_one(x: np.ndarray, z: np.ndarray, dist: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``(B, 3)`` weighted statistics of one group; ``c`` ``(B, n)`` draws per image."""
+    cf = c.astype(np.float64)
+    tot = cf.sum(1, keepdims=True)  # (B, 1)
+    mu = cf @ x / tot  # (B, D)
+    spread = (cf * np.sqrt(((x[None] - mu[:, None]) ** 2).sum(-1))).sum(1) / tot[:, 0]
+    nn = np.empty(c.shape[0])
+    for start in range(0, c.shape[0], 16):
+        cc = cf[start:start + 16]
+        dm = np.where(cc[:, None, :] > 0, dist[None], np.inf)  # other *distinct* drawn images
+        nn[start:start + 16] = (cc * dm.min(2)).sum(1) / cc.sum(1)
+    mz = cf @ z / tot
+    second = np.einsum("bn,ni,nj->bij", cf, z, z) / tot[:, :, None]
+    cov = (second - mz[:, :, None] * mz[:, None, :]) * (tot / (tot - 1))[:, :, None]
+    logdet = np.linalg.slogdet(cov)[1]
+    return np.stack([spread, nn, logdet], axis=1)
+
+
+def occupancy_bootstrap(embeddings: Any, groups: Any, *, strata: Any = None, n_components: int = 8,
+                        n_boot: int = 200, seed: int = 0, level: float = 0.95, normalize: bool = False,
+                        order: Sequence[Any] | None = None) -> pd.DataFrame:
+    """How much of the embedding space each group occupies, with image-bootstrap intervals.
+
+    Per group (all its images; compare groups of equal size, these numbers
+    depend on it):
+
+    * ``spread around centroid``: mean Euclidean distance to the group's mean;
+    * ``nearest-neighbour distance``: mean distance to the nearest *other*
+      image of the group;
+    * ``log det cov (PCA)``: log-determinant of the group's covariance in the
+      first ``n_components`` principal axes of all embeddings (a log-volume).
+
+    Intervals: images are redrawn with replacement within ``strata``
+    (default the groups; :func:`image_bootstrap_counts`) and the statistics
+    recomputed with each drawn copy counted; an image's nearest neighbour is
+    never its own copy. Redrawing leaves about 37 % of the images out, which
+    lengthens nearest-neighbour distances (and shrinks the log-volume), so
+    the replicates are biased; the interval is the percentile interval of
+    the replicates shifted by that bias (``bias`` = mean of the replicates
+    minus the estimate). The bias is about equal for equal-size groups, so
+    contrasts between groups hardly depend on it.
+
+    Returns:
+        Long table ``group, stat, estimate, low, high, bias, n``;
+        ``attrs["replicates"]``: ``{stat: (B, G)}`` (unshifted).
+    """
+    from course_utils.stats import percentile_bounds
+
+    x = _array(embeddings).astype(np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"embeddings must be (N, D), got {x.shape}.")
+    if normalize:
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    g = _groups(groups, x.shape[0])
+    names = _order(g, order)
+    st = g if strata is None else _groups(strata, g.size)
+    n_comp = min(n_components, x.shape[1], min(int((g == n).sum()) for n in names) - 1)
+    centred = x - x.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    z_all = centred @ vt[:n_comp].T
+    counts = image_bootstrap_counts(st, n_boot=n_boot, seed=seed)
+    rows, reps = [], {s: np.zeros((n_boot, len(names))) for s in OCCUPANCY_BOOTSTRAP_STATS}
+    for k, name in enumerate(names):
+        m = np.flatnonzero(g == name)
+        xs, zs = x[m], z_all[m]
+        dist = np.sqrt(np.maximum(((xs[:, None] - xs[None]) ** 2).sum(-1), 0))
+        np.fill_diagonal(dist, np.inf)
+        point = _occupancy_one(xs, zs, dist, np.ones((1, m.size), dtype=np.int32))[0]
+        boot = _occupancy_one(xs, zs, dist, counts[:, m])
+        bias = boot.mean(0) - point
+        low, high = percentile_bounds(boot - bias, level)  # percentile interval, shifted by the bootstrap bias
+        for j, stat in enumerate(OCCUPANCY_BOOTSTRAP_STATS):
+            reps[stat][:, k] = boot[:, j]
+            rows.append({"group": name, "stat": stat, "estimate": float(point[j]), "low": float(low[j]),
+                         "high": float(high[j]), "bias": float(bias[j]), "n": int(m.size)})
+    out = pd.DataFrame(rows)
+    out.attrs["replicates"] = reps
+    out.attrs["n_components"] = n_comp
+    return out
+
+
+# ----------------------------------------------------------------------------- contrasts with Holm
+def _boot_p(estimate: float, diff: np.ndarray) -> float:
+    """Two-sided p-value of ``estimate`` against 0 from its bootstrap standard error (normal approximation).
+
+    ``2 * (1 - Phi(|estimate| / sd(replicates)))``: unlike counting replicates
+    beyond 0, it is not floored at ``2 / (B + 1)``, which with few replicates
+    would make a Holm correction over several groups unable to reject at all.
+    """
+    from scipy.stats import norm
+
+    d = diff[np.isfinite(diff)]
+    if d.size < 2 or not np.isfinite(estimate):
+        return 1.0
+    sd = float(d.std(ddof=1))
+    if sd == 0:
+        return 0.0 if estimate != 0 else 1.0
+    return float(min(1.0, 2 * norm.sf(abs(estimate) / sd)))
+
+
+def contrast_with_rest(estimates: Any, replicates: Any, names: Sequence[Any], *, level: float = 0.95,
+                       alpha: float = 0.05, log: bool = False) -> pd.DataFrame:
+    """Each group against the mean of the other groups, with Holm-adjusted p-values from the bootstrap.
+
+    Args:
+        estimates: ``(G,)`` group values; replicates: ``(B, G)`` from one
+            bootstrap (same resamples for all groups).
+        log: contrast ``log`` values (for rates compared as ratios).
+
+    Returns:
+        DataFrame indexed by group: ``difference`` (group minus mean of the
+        others, on the log scale with ``log``), ``low``, ``high`` (percentile
+        interval), ``p`` (two-sided, from the bootstrap standard error),
+        ``p (Holm)``, and ``verdict``: ``"above the others"``,
+        ``"below the others"`` (Holm-adjusted ``p <= alpha``) or ``"within noise"``.
+    """
+    from course_utils.stats import holm, percentile_bounds
+
+    e = np.asarray(estimates, dtype=np.float64)
+    r = np.asarray(replicates, dtype=np.float64)
+    if log:
+        with np.errstate(all="ignore"):
+            e, r = np.log(e), np.log(r)
+        r = np.where(np.isfinite(r), r, np.nan)
+    G = e.size
+
+    def rest(v: np.ndarray) -> np.ndarray:  # (..., G) -> (..., G): v_g - mean of the others
+        return v - (np.nansum(v, axis=-1, keepdims=True) - v) / (G - 1)
+
+    de, dr = rest(e), rest(r)
+    low, high = percentile_bounds(dr, level)
+    p = np.array([_boot_p(de[k], dr[:, k]) for k in range(G)])
+    ph = holm(p)
+    verdict = ["above the others" if q <= alpha and d > 0 else "below the others" if q <= alpha and d < 0
+               else "within noise" for q, d in zip(ph, de)]
+    return pd.DataFrame({"difference": de, "low": low, "high": high, "p": p, "p (Holm)": ph, "verdict": verdict},
+                        index=pd.Index(list(names), name="group"))
+
+
+def paired_group_contrasts(correct_a: Any, correct_b: Any, groups: Any, *, n_boot: int = 2000, seed: int = 0,
+                           level: float = 0.95, alpha: float = 0.05,
+                           order: Sequence[Any] | None = None) -> pd.DataFrame:
+    """Two classifiers on the same images, group by group: accuracy difference, McNemar's test, Holm.
+
+    Args:
+        correct_a, correct_b: ``(N,)`` booleans, whether each model got image ``i`` right.
+        groups: ``(N,)``.
+
+    Returns:
+        DataFrame indexed by group: ``a``, ``b`` (accuracies), ``difference``
+        (a - b) with a paired bootstrap interval ``low``, ``high`` (images
+        resampled within the group), ``p`` (exact two-sided McNemar test on the
+        discordant images), ``p (Holm)`` over the groups, ``verdict``
+        (``"a higher"``, ``"b higher"``, ``"within noise"`` at Holm ``alpha``).
+    """
+    from scipy.stats import binomtest
+
+    from course_utils.stats import holm, percentile_bounds
+
+    a = _array(correct_a).astype(bool)
+    b = _array(correct_b).astype(bool)
+    g = _groups(groups, a.size)
+    names = _order(g, order)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name in names:
+        m = np.flatnonzero(g == name)
+        diff = a[m].astype(float) - b[m]
+        idx = rng.integers(0, m.size, size=(n_boot, m.size))
+        low, high = percentile_bounds(diff[idx].mean(1), level)
+        n01, n10 = int((~a[m] & b[m]).sum()), int((a[m] & ~b[m]).sum())
+        p = 1.0 if n01 + n10 == 0 else float(binomtest(n10, n01 + n10, 0.5).pvalue)
+        rows.append({"group": name, "a": a[m].mean(), "b": b[m].mean(), "difference": diff.mean(),
+                     "low": float(low), "high": float(high), "p": p, "n": int(m.size)})
+    out = pd.DataFrame(rows).set_index("group")
+    out["p (Holm)"] = holm(out["p"].to_numpy())
+    out["verdict"] = ["a higher" if q <= alpha and d > 0 else "b higher" if q <= alpha and d < 0 else "within noise"
+                      for q, d in zip(out["p (Holm)"], out["difference"])]
+    return out

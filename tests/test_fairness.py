@@ -264,3 +264,195 @@ def test_umap_2d_keeps_torch_threads():
 
 def test_rate_metric_has_a_name_for_fairlearn():
     assert Fa.ACCURACY.__name__ == "accuracy" and Fa.RateMetric.__name__ == "RateMetric"
+
+
+# --------------------------------------------------------------------------- impostor pairs without identities
+def _cells_toy(seed=0):
+    rng = np.random.default_rng(seed)
+    cells = np.repeat(["a|f", "a|m", "b|f", "b|m"], [7, 6, 8, 5])
+    x = rng.normal(size=(cells.size, 5)) * np.where(np.char.startswith(cells, "a"), 0.6, 1.0)[:, None]
+    return cells, x
+
+
+def test_within_cell_pairs_and_distances():
+    cells, x = _cells_toy()
+    f, s = Fa.within_cell_pairs(cells)
+    assert len(f) == 7 * 6 // 2 + 6 * 5 // 2 + 8 * 7 // 2 + 5 * 4 // 2
+    assert (f < s).all() and (cells[f] == cells[s]).all()
+    assert len(set(zip(f.tolist(), s.tolist()))) == len(f)
+    d = Fa.pair_distances(x, f, s)
+    assert np.allclose(d, [np.linalg.norm(x[i] - x[j]) for i, j in zip(f, s)])
+    ids = np.arange(cells.size) // 2  # pairs of one person are left out
+    f2, s2 = Fa.within_cell_pairs(cells, identities=ids)
+    assert (ids[f2] != ids[s2]).all() and len(f2) < len(f)
+
+
+def _expanded_fmr(x, cells, groups, counts_b, threshold):
+    """Explicit loop: repeat images by their counts, pair every two copies of different images in a cell."""
+    copies = np.repeat(np.arange(len(x)), counts_b)
+    num, den = {}, {}
+    for a in range(copies.size):
+        for b in range(a + 1, copies.size):
+            i, j = copies[a], copies[b]
+            if i == j or cells[i] != cells[j]:
+                continue
+            gname = groups[i]
+            den[gname] = den.get(gname, 0) + 1
+            num[gname] = num.get(gname, 0) + (np.linalg.norm(x[i] - x[j]) < threshold)
+    return {k: num[k] / den[k] for k in den}
+
+
+def test_impostor_fmr_against_explicit_loops():
+    cells, x = _cells_toy(1)
+    groups = np.array([c.split("|")[0] for c in cells])
+    f, s = Fa.within_cell_pairs(cells)
+    d = Fa.pair_distances(x, f, s)
+    t = np.quantile(d, 0.3)
+    fmr = Fa.impostor_fmr(d, f, s, groups[f], t)
+    for k, gname in enumerate(["a", "b"]):
+        m = groups[f] == gname
+        assert fmr[k] == pytest.approx(np.mean(d[m] < t))
+    curve = Fa.impostor_fmr(d, f, s, groups[f], [t, 10.0, 0.0])
+    assert curve.shape == (3, 2) and np.allclose(curve[0], fmr) and np.allclose(curve[1], 1) and np.allclose(curve[2], 0)
+    counts = Fa.image_bootstrap_counts(cells, n_boot=3, seed=4)
+    assert counts.shape == (3, cells.size)
+    for c in np.unique(cells):  # every cell keeps its size
+        assert (counts[:, cells == c].sum(1) == (cells == c).sum()).all()
+    reps = Fa.impostor_fmr(d, f, s, groups[f], t, counts=counts)
+    reps_curve = Fa.impostor_fmr(d, f, s, groups[f], [t, 0.5 * t], counts=counts)
+    assert np.allclose(reps_curve[:, 0], reps)
+    for b in range(3):
+        ref = _expanded_fmr(x, cells, groups, counts[b], t)
+        assert np.allclose(reps[b], [ref["a"], ref["b"]])
+
+
+def test_distance_threshold_at_fmr_against_a_search():
+    rng = np.random.default_rng(3)
+    d = np.round(rng.random(300), 2)  # ties
+    pg = rng.choice(["p", "q"], 300)
+    for fmr in (0.0, 0.01, 0.1, 0.5):
+        t = Fa.distance_threshold_at_fmr(d, pg, fmr)
+        for k, gname in enumerate(["p", "q"]):
+            dg = d[pg == gname]
+            assert np.mean(dg < t[k]) <= fmr + 1e-12
+            larger = [c for c in np.unique(dg) if c > t[k]]
+            assert all(np.mean(dg < c) > fmr for c in larger[:1])  # the next larger threshold is too high
+    # weighted: each pair counted c_i * c_j times equals the rule on expanded pairs
+    cells, x = _cells_toy(2)
+    f, s = Fa.within_cell_pairs(cells)
+    dd = Fa.pair_distances(x, f, s)
+    counts = Fa.image_bootstrap_counts(cells, n_boot=4, seed=1)
+    tw = Fa.distance_threshold_at_fmr(dd, cells[f], 0.2, first=f, second=s, counts=counts)
+    for b in range(4):
+        w = counts[b, f] * counts[b, s]
+        for k, c in enumerate(sorted(set(cells))):
+            m = cells[f] == c
+            expanded = np.repeat(dd[m], w[m])
+            assert tw[b, k] == pytest.approx(Fa.distance_threshold_at_fmr(expanded, np.zeros(expanded.size), 0.2)[0])
+
+
+def test_fmr_by_group_and_permutation_test():
+    rng = np.random.default_rng(5)
+    n = 240
+    groups = np.repeat(["tight", "loose", "mid"], n // 3)
+    gender = np.tile(["f", "m"], n // 2)
+    scale = {"tight": 0.45, "mid": 0.6, "loose": 0.8}
+    x = rng.normal(size=(n, 8)) * np.array([scale[v] for v in groups])[:, None]
+    cells = np.char.add(np.char.add(groups, "|"), gender)
+    f, s = Fa.within_cell_pairs(cells)
+    d = Fa.pair_distances(x, f, s)
+    t = 2.0
+    table = Fa.fmr_by_group(d, f, s, groups[f], t, strata=cells, n_boot=200, seed=0)
+    for gname in ("tight", "loose", "mid"):
+        m = groups[f] == gname
+        assert table.loc[gname, "FMR"] == pytest.approx(np.mean(d[m] < t))
+        assert table.loc[gname, "pairs"] == m.sum()
+        assert table.loc[gname, "low"] <= table.loc[gname, "FMR"] <= table.loc[gname, "high"]
+    fm = table.loc[["loose", "mid", "tight"], "FMR"]
+    assert table.loc["max / min", "FMR"] == pytest.approx(fm.max() / fm.min())
+    assert table.attrs["replicates"].shape == (200, 3)
+    test = Fa.fmr_permutation_test(x, groups, t, strata=gender, n_perm=300, seed=0)
+    assert test.observed == pytest.approx(fm.max() / fm.min())
+    assert test.group_values["tight"] == pytest.approx(table.loc["tight", "FMR"])
+    assert test.p_value < 0.01
+    same_scale = rng.normal(size=(n, 8))
+    null_test = Fa.fmr_permutation_test(same_scale, groups, 3.5, strata=gender, n_perm=300, seed=0)
+    assert null_test.p_value > 0.01
+
+
+def test_occupancy_bootstrap_against_explicit_computations():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(size=(30, 6)), 3 * rng.normal(size=(30, 6)) + 1])
+    g = np.repeat(["small", "large"], 30)
+    t = Fa.occupancy_bootstrap(x, g, n_components=4, n_boot=3, seed=2)
+    tt = t.set_index(["group", "stat"])
+    z = PCA(4).fit_transform(x)
+    counts = Fa.image_bootstrap_counts(g, n_boot=3, seed=2)
+    for k, grp in enumerate(("large", "small")):
+        m = g == grp
+        xs = x[m]
+        assert tt.loc[(grp, "spread around centroid"), "estimate"] == pytest.approx(
+            np.mean(np.linalg.norm(xs - xs.mean(0), axis=1)))
+        assert tt.loc[(grp, "log det cov (PCA)"), "estimate"] == pytest.approx(np.linalg.slogdet(np.cov(z[m].T))[1])
+        dist, _ = NearestNeighbors(n_neighbors=2).fit(xs).kneighbors(xs)
+        assert tt.loc[(grp, "nearest-neighbour distance"), "estimate"] == pytest.approx(dist[:, 1].mean())
+        for b in range(3):  # a replicate = the statistics of the repeated rows, never pairing a copy with itself
+            c = counts[b, m]
+            rows = np.repeat(np.arange(30), c)
+            xr = xs[rows]
+            spread = np.mean(np.linalg.norm(xr - xr.mean(0), axis=1))
+            nn = np.mean([min(np.linalg.norm(xs[i] - xs[j]) for j in set(rows) if j != i) for i in rows])
+            logdet = np.linalg.slogdet(np.cov(z[m][rows].T))[1]
+            rep = {s: t.attrs["replicates"][s][b, k] for s in Fa.OCCUPANCY_BOOTSTRAP_STATS}
+            assert rep["spread around centroid"] == pytest.approx(spread)
+            assert rep["nearest-neighbour distance"] == pytest.approx(nn)
+            assert rep["log det cov (PCA)"] == pytest.approx(logdet)
+    for stat in Fa.OCCUPANCY_BOOTSTRAP_STATS:
+        assert tt.loc[("large", stat), "estimate"] > tt.loc[("small", stat), "estimate"], stat
+        for k, grp in enumerate(("large", "small")):  # the interval: percentiles of the replicates minus their bias
+            r = t.attrs["replicates"][stat][:, k]
+            bias = r.mean() - tt.loc[(grp, stat), "estimate"]
+            assert tt.loc[(grp, stat), "bias"] == pytest.approx(bias)
+            assert tt.loc[(grp, stat), "low"] == pytest.approx(np.quantile(r - bias, 0.025))
+
+
+def test_contrast_with_rest_and_paired_group_contrasts():
+    from scipy.stats import binomtest
+
+    rng = np.random.default_rng(0)
+    est = np.array([0.1, 0.2, 0.3])
+    reps = est + rng.normal(0, 0.01, size=(500, 3))
+    reps[:, 1] = 0.2 + rng.normal(0, 0.05, 500)  # a noisier group, no different from the mean of the others
+    c = Fa.contrast_with_rest(est, reps, ["x", "y", "z"])
+    assert c.loc["x", "difference"] == pytest.approx(0.1 - 0.25)
+    assert c.loc["x", "verdict"] == "below the others" and c.loc["z", "verdict"] == "above the others"
+    assert c.loc["y", "verdict"] == "within noise"
+    assert (c["p (Holm)"] >= c["p"]).all()
+    n = 600
+    g = rng.choice(["u", "v"], n)
+    a = rng.random(n) < 0.8
+    b = np.where(g == "u", rng.random(n) < 0.5, a)
+    t = Fa.paired_group_contrasts(a, b, g, n_boot=500)
+    for grp in ("u", "v"):
+        m = g == grp
+        assert t.loc[grp, "a"] == pytest.approx(a[m].mean()) and t.loc[grp, "b"] == pytest.approx(b[m].mean())
+        n10, n01 = int((a[m] & ~b[m]).sum()), int((~a[m] & b[m]).sum())
+        ref = 1.0 if n10 + n01 == 0 else binomtest(n10, n10 + n01, 0.5).pvalue
+        assert t.loc[grp, "p"] == pytest.approx(ref)
+    assert t.loc["u", "verdict"] == "a higher" and t.loc["v", "verdict"] == "within noise"
+    assert t.loc["u", "p (Holm)"] == pytest.approx(min(1, 2 * min(t["p"])))
+
+
+def test_contrast_with_rest_p_values_follow_the_bootstrap_standard_error():
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(1)
+    est = np.array([1.0, 1.2, 0.9, 1.1])
+    reps = est + rng.normal(0, 0.05, size=(150, 4))  # few replicates: a counting p-value would be floored at 2/151
+    c = Fa.contrast_with_rest(est, reps, list("abcd"))
+    diff = reps - (reps.sum(1, keepdims=True) - reps) / 3
+    for k, name in enumerate("abcd"):
+        d_hat = est[k] - (est.sum() - est[k]) / 3
+        assert c.loc[name, "p"] == pytest.approx(2 * norm.sf(abs(d_hat) / diff[:, k].std(ddof=1)))
+    assert c.loc["b", "p (Holm)"] < 2 * 4 / 151  # below the counting floor times the number of contrasts
+    assert c.loc["b", "verdict"] == "above the others"
