@@ -48,7 +48,6 @@ per sample; tables are indexed by the group labels in sorted order unless an
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,10 +55,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import binomtest, norm
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from course_utils.facerec import VerificationPairs, verification_pairs
 from course_utils.metrics import threshold_at_far
+from course_utils.stats import PermutationTest, holm, percentile_bounds
 
 __all__ = [
     "PublishedComposition",
@@ -347,13 +348,6 @@ def group_metric_frame(y_true: Any, y_pred: Any, groups: Any, *,
                        sensitive_features=pd.Series(_groups(groups), name="group"))
 
 
-def _quantiles(values: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    alpha = (1 - confidence) / 2
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (a rate undefined in every replicate)
-        return np.nanquantile(values, alpha, axis=0), np.nanquantile(values, 1 - alpha, axis=0)
-
-
 def _spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Between-group difference (max - min) and ratio (min / max) along the last axis, NaN-aware."""
     with np.errstate(all="ignore"):
@@ -424,7 +418,7 @@ def bootstrap_group_metrics(
         d_boot, r_boot = _spread(boot)
         full_point = np.concatenate([point, d_point, r_point])
         full_boot = np.concatenate([boot, d_boot[:, None], r_boot[:, None]], axis=1)
-        low, high = _quantiles(full_boot, confidence)
+        low, high = percentile_bounds(full_boot, confidence)
         for j, name in enumerate([*names, "difference", "ratio"]):
             n = int(members[j].size) if j < len(names) else int(y.size)
             rows.append({"model": model, "metric": metric, "group": name, "estimate": float(full_point[j]),
@@ -443,7 +437,7 @@ def bootstrap_group_metrics(
             dbb, rbb = _spread(bb)
             point = np.concatenate([pa - pb, da - db, ra - rb])
             boot = np.concatenate([ba - bb, (dab - dbb)[:, None], (rab - rbb)[:, None]], axis=1)
-            low, high = _quantiles(boot, confidence)
+            low, high = percentile_bounds(boot, confidence)
             for j, name in enumerate([*names, "difference", "ratio"]):
                 n = int(members[j].size) if j < len(names) else int(y.size)
                 rows.append({"model": f"{a} - {b}", "metric": metric.name, "group": name,
@@ -639,7 +633,7 @@ def occupancy_stats(
         nearest = torch.where(torch.isinf(nearest), torch.nan, nearest).nanmean(1)
         for stat, vals in zip(OCCUPANCY_STATS, (centroid, logdet, knn, nearest)):
             v = vals.numpy()
-            lo, hi = _quantiles(v[:, None], confidence)
+            lo, hi = percentile_bounds(v[:, None], confidence)
             rows.append({"group": name, "stat": stat, "estimate": float(np.nanmean(v)), "low": float(lo[0]),
                          "high": float(hi[0]), "n": sizes[name]})
     out = pd.DataFrame(rows)
@@ -885,7 +879,6 @@ def fmr_by_group(distances: Any, first: Any, second: Any, pair_groups: Any, thre
         ``pairs``, ``false matches``, ``FMR``, ``low``, ``high``;
         ``attrs["replicates"]`` ``(B, G)`` and ``attrs["ratio_replicates"]`` ``(B,)``.
     """
-    from course_utils.stats import percentile_bounds
 
     d = _array(distances).astype(np.float64)
     names, codes = _pair_codes(pair_groups, d.size, order)
@@ -922,7 +915,6 @@ def fmr_permutation_test(embeddings: Any, groups: Any, threshold: float, *, stra
     Returns:
         :class:`course_utils.stats.PermutationTest` (``group_values`` = observed FMRs).
     """
-    from course_utils.stats import PermutationTest, percentile_bounds
 
     x = torch.as_tensor(_array(embeddings), dtype=torch.float64)
     g = _groups(groups, x.shape[0])
@@ -1025,7 +1017,6 @@ def occupancy_bootstrap(embeddings: Any, groups: Any, *, strata: Any = None, n_c
         Long table ``group, stat, estimate, low, high, bias, n``;
         ``attrs["replicates"]``: ``{stat: (B, G)}`` (unshifted).
     """
-    from course_utils.stats import percentile_bounds
 
     x = _array(embeddings).astype(np.float64)
     if x.ndim != 2:
@@ -1068,7 +1059,6 @@ def _boot_p(estimate: float, diff: np.ndarray) -> float:
     beyond 0, it is not floored at ``2 / (B + 1)``, which with few replicates
     would make a Holm correction over several groups unable to reject at all.
     """
-    from scipy.stats import norm
 
     d = diff[np.isfinite(diff)]
     if d.size < 2 or not np.isfinite(estimate):
@@ -1095,7 +1085,6 @@ def contrast_with_rest(estimates: Any, replicates: Any, names: Sequence[Any], *,
         ``p (Holm)``, and ``verdict``: ``"above the others"``,
         ``"below the others"`` (Holm-adjusted ``p <= alpha``) or ``"within noise"``.
     """
-    from course_utils.stats import holm, percentile_bounds
 
     e = np.asarray(estimates, dtype=np.float64)
     r = np.asarray(replicates, dtype=np.float64)
@@ -1134,9 +1123,7 @@ def paired_group_contrasts(correct_a: Any, correct_b: Any, groups: Any, *, n_boo
         discordant images), ``p (Holm)`` over the groups, ``verdict``
         (``"a higher"``, ``"b higher"``, ``"within noise"`` at Holm ``alpha``).
     """
-    from scipy.stats import binomtest
 
-    from course_utils.stats import holm, percentile_bounds
 
     a = _array(correct_a).astype(bool)
     b = _array(correct_b).astype(bool)
