@@ -1,6 +1,7 @@
 """Every `make` command the README shows exists and does what it says (dry runs, or a cheap real run)."""
 
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +16,7 @@ def readme_make_commands() -> list[list[str]]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     found = {m.group(1).strip() for m in re.finditer(r"`(make [^`]+)`", text)}
     found |= {m.group(1).strip() for m in re.finditer(r"^(make [a-z-]+(?: [A-Z_]+=\S*)*)", text, re.M)}
-    return [c.split() for c in sorted(found)]
+    return [shlex.split(" ".join(c.split())) for c in sorted(found)]
 
 
 def _make(*args: str, dry: bool = True) -> subprocess.CompletedProcess:
