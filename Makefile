@@ -14,6 +14,9 @@ PORT ?= 8888
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
+# OpenMP threads that wait passively instead of spinning: a busy laptop (or CI
+# runner) no longer slows PyTorch down many times over. See settings.py.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: venv lab test test-unit test-notebook notebooks benchmark release grade clean-venv clean-cache
 

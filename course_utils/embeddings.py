@@ -63,6 +63,7 @@ __all__ = [
     "configure_numba_cache",
     "numba_cache_files",
     "import_umap",
+    "exact_knn",
     "silhouette",
     "trustworthiness",
     "knn_accuracy_2d",
@@ -72,6 +73,11 @@ __all__ = [
     "color_histograms",
     "angular_spread",
     "projection_explorer",
+    "knn_correct",
+    "retrieval_hits",
+    "centre_distance_correlation",
+    "separation_intervals",
+    "photo_crops",
 ]
 
 ArrayLike = Any
@@ -233,13 +239,86 @@ def numba_cache_files(path: str | Path | None = None) -> int:
 
 
 def import_umap() -> Any:
-    """``import umap`` after :func:`configure_numba_cache` (the module; raises ImportError with a fix)."""
+    """``import umap`` after :func:`configure_numba_cache`, with umap's own numba functions cached on disk.
+
+    umap-learn (0.5) compiles its functions without numba's ``cache=True``,
+    so every new kernel compiled them again (most of a first projection's
+    time once the neighbours come from :func:`exact_knn`); caching is
+    switched on for each of them here, before their first call.
+
+    Returns:
+        The ``umap`` module (raises ImportError with a fix when it is missing).
+    """
     configure_numba_cache()
     try:
         import umap
     except ImportError as err:  # pragma: no cover - umap-learn is a course dependency
         raise ImportError("UMAP needs the umap-learn package: pip install umap-learn") from err
+    _cache_numba_functions("umap.umap_", "umap.layouts", "umap.utils", "umap.distances", "umap.sparse")
     return umap
+
+
+def _cache_numba_functions(*module_names: str) -> int:
+    """Turn on numba's on-disk cache for the not yet compiled jitted functions of these modules; return how many."""
+    try:
+        from numba.core.caching import NullCache
+        from numba.core.dispatcher import Dispatcher
+    except ImportError:  # pragma: no cover - numba comes with umap-learn
+        return 0
+    count = 0
+    for name in module_names:
+        module = sys.modules.get(name)
+        for obj in vars(module).values() if module is not None else ():
+            if isinstance(obj, Dispatcher) and isinstance(obj._cache, NullCache) and not obj.overloads:
+                try:
+                    obj.enable_caching()
+                    count += 1
+                except Exception:  # noqa: BLE001, S112 - a function numba cannot cache is compiled as before
+                    continue
+    return count
+
+
+#: Metrics that scikit-learn's exact neighbour search shares with UMAP (same names, same distances).
+_SKLEARN_KNN_METRICS = frozenset({"euclidean", "l2", "manhattan", "l1", "cityblock", "cosine", "chebyshev"})
+
+
+def exact_knn(x: np.ndarray, *, n_neighbors: int, metric: str = "euclidean") -> tuple[np.ndarray, np.ndarray] | None:
+    """Exact nearest neighbours with scikit-learn, in UMAP's ``precomputed_knn`` format.
+
+    Why: at 4,096 points and more UMAP finds neighbours with pynndescent,
+    whose numba code costs compilation (or cache loading) in every new
+    kernel; numba's cache is fragile upstream. An exact brute-force search
+    of 10,000 points compiles nothing and takes about a second.
+
+    Args:
+        x: points, float32 ``(N, D)``.
+        n_neighbors: neighbours per point, the point itself first.
+        metric: a metric name both libraries know; others return ``None``.
+
+    Returns:
+        ``(indices int64 (N, k), distances float32 (N, k))`` or ``None``.
+    """
+    if not isinstance(metric, str) or metric not in _SKLEARN_KNN_METRICS:
+        return None
+    from sklearn.neighbors import NearestNeighbors
+
+    nn_index = NearestNeighbors(n_neighbors=n_neighbors, metric=metric, algorithm="brute").fit(x)
+    dists, idx = nn_index.kneighbors(x)  # querying the training points: each finds itself first (distance 0)
+    return idx.astype(np.int64), dists.astype(np.float32)
+
+
+def _ensure_umap_search_index(model: Any) -> None:
+    """Build the pynndescent index ``UMAP.transform`` needs when the fit used :func:`exact_knn` (only then)."""
+    if getattr(model, "_small_data", True) or getattr(model, "_knn_search_index", None) is not None:
+        return
+    from pynndescent import NNDescent
+
+    raw = model._raw_data
+    model._knn_search_index = NNDescent(
+        raw, n_neighbors=model._n_neighbors, metric=model._input_distance_func if callable(model.metric) else model.metric,
+        random_state=model.random_state, n_trees=min(64, 5 + int(round(raw.shape[0] ** 0.5 / 20.0))),
+        n_iters=max(5, int(round(np.log2(raw.shape[0])))), max_candidates=60, n_jobs=1, compressed=False,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -287,6 +366,8 @@ class Projection:
             raise ValueError("t-SNE has no transform for new points: refit on all of them (or use PCA/UMAP).")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
+            if self.method == "umap":
+                _ensure_umap_search_index(self.model)
             return np.asarray(self.model.transform(_np2d(x).astype(np.float32)), dtype=np.float64)
 
 
@@ -362,10 +443,13 @@ def _fit(a: np.ndarray, method: str, n_components: int, seed: int, p: dict[str, 
     else:
         umap = import_umap()
         p["n_neighbors"] = int(min(p["n_neighbors"], a.shape[0] - 1))
-        model = umap.UMAP(n_components=n_components, random_state=seed, n_jobs=1, **p)
+        data = a.astype(np.float32)
+        knn = exact_knn(data, n_neighbors=p["n_neighbors"], metric=p["metric"]) if a.shape[0] >= 4096 else None
+        extra = {"precomputed_knn": knn} if knn is not None else {}
+        model = umap.UMAP(n_components=n_components, random_state=seed, n_jobs=1, **p, **extra)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "n_jobs overridden by random_state"
-            coords = model.fit_transform(a.astype(np.float32))
+            warnings.simplefilter("ignore", UserWarning)  # "n_jobs overridden by random_state", "no search index"
+            coords = model.fit_transform(data)
     return Projection(method, np.asarray(coords, dtype=np.float64), p, time.perf_counter() - t0, model)
 
 
@@ -676,3 +760,129 @@ def projection_explorer(
     }
     return interactive_figure(render, controls, figsize=figsize, static=static,
                               title="UMAP and t-SNE: move a slider, watch the map and its numbers")
+
+
+# --------------------------------------------------------------------------
+# per-item numbers for intervals, and a real retrieval pool
+# --------------------------------------------------------------------------
+
+
+def knn_correct(x: ArrayLike, labels: ArrayLike, *, k: int = 5) -> np.ndarray:
+    """Per item: is the leave-one-out ``k``-NN majority vote (Euclidean) its own label?
+
+    The mean is :func:`knn_accuracy_2d` (ties go to the smallest label);
+    per item, it can be bootstrapped (resample people, not images).
+
+    Returns:
+        ``bool`` array ``(N,)``.
+    """
+    a = _np2d(x)
+    y = _labels(labels, a.shape[0])
+    classes, codes = np.unique(y, return_inverse=True)
+    idx, _ = nearest_neighbours(a, k=k, metric="euclidean")
+    votes = np.zeros((a.shape[0], classes.size), dtype=np.int64)
+    np.add.at(votes, (np.repeat(np.arange(a.shape[0]), k), codes[idx].ravel()), 1)
+    return votes.argmax(axis=1) == codes
+
+
+def retrieval_hits(features: ArrayLike, labels: ArrayLike, *, k: int = 5, metric: str = "cosine",
+                   queries: ArrayLike | None = None) -> np.ndarray:
+    """Per query, the share of its ``k`` retrieved items with its label: ``(N,)``; the mean is :func:`retrieval_precision`."""
+    a = _np2d(features, "features")
+    y = _labels(labels, a.shape[0])
+    if queries is None:
+        idx, _ = nearest_neighbours(a, k=k, metric=metric)
+    else:
+        idx, _ = nearest_neighbours(queries, a, k=k, metric=metric, leave_out_self=True)
+    return np.mean(y[idx] == y[:, None], axis=1)
+
+
+def centre_distance_correlation(x: ArrayLike, xy: ArrayLike, labels: ArrayLike) -> float:
+    """Spearman correlation of the distances between label centres in ``x`` ``(N, D)`` and in ``xy`` ``(N, 2)``.
+
+    1: the picture orders the distances between people as the full space
+    does; near 0: the layout of the clusters says nothing about it.
+    """
+    from scipy.spatial.distance import pdist
+    from scipy.stats import spearmanr
+
+    a, b = _np2d(x, "x"), _np2d(xy, "xy")
+    y = _labels(labels, a.shape[0])
+    ids = np.unique(y)
+    if ids.size < 3:
+        raise ValueError(f"need at least 3 labels for a rank correlation of their distances, got {ids.size}.")
+    full = pdist(np.stack([a[y == i].mean(0) for i in ids]))
+    flat = pdist(np.stack([b[y == i].mean(0) for i in ids]))
+    return float(spearmanr(full, flat)[0])
+
+
+def separation_intervals(x: ArrayLike, labels: ArrayLike, *, identities: ArrayLike | None = None, k: int = 5,
+                         n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+    """k-NN accuracy and silhouette with identity-level bootstrap intervals (people resampled, not images).
+
+    The per-item values (:func:`knn_correct`, scikit-learn's
+    ``silhouette_samples``) are computed once on all items; each replicate
+    averages them over a resample of people (:func:`course_utils.stats.identity_bootstrap`).
+    Two calls with the same ``identities``, ``n_boot`` and ``seed`` give paired
+    intervals, so :func:`course_utils.stats.compare` can compare embedders.
+
+    Args:
+        x: ``(N, D)``; labels: ``(N,)``; identities: ``(N,)`` person of each
+            item (default: the labels).
+
+    Returns:
+        ``{"knn_acc": Interval, "silhouette": Interval}``.
+    """
+    from sklearn.metrics import silhouette_samples
+
+    from course_utils.stats import identity_bootstrap
+
+    a = _np2d(x)
+    y = _labels(labels, a.shape[0])
+    ids = y if identities is None else _labels(identities, a.shape[0])
+    per_item = {"knn_acc": knn_correct(a, y, k=k).astype(np.float64), "silhouette": silhouette_samples(a, y)}
+    return {name: identity_bootstrap(np.mean, v, identities=ids, n_boot=n_boot, seed=seed, level=level)
+            for name, v in per_item.items()}
+
+
+def photo_crops(photos: Mapping[str, np.ndarray], *, per_photo: int = 8, size: int = 96, min_scale: float = 0.3,
+                max_scale: float = 0.7, seed: int = 0) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+    """Random square crops of real photos: a retrieval pool whose label is the photo a crop came from.
+
+    Each crop has a side of ``min_scale``..``max_scale`` of the photo's shorter
+    side, a random position, a random horizontal flip, and is resized to
+    ``size``. Grey photos are repeated to RGB.
+
+    Args:
+        photos: ``name -> (H, W)`` or ``(H, W, 3)`` arrays, float in ``[0, 1]`` or ``uint8``.
+
+    Returns:
+        ``(images uint8 (N, 3, size, size), labels int64 (N,), names)`` with
+        ``N = per_photo * len(photos)`` and ``names[label]`` the photo's name.
+    """
+    import torch.nn.functional as F
+
+    if per_photo < 2:
+        raise ValueError(f"per_photo must be >= 2 (a crop needs another of its photo to find), got {per_photo}.")
+    if not 0 < min_scale <= max_scale <= 1:
+        raise ValueError(f"need 0 < min_scale <= max_scale <= 1, got {min_scale}, {max_scale}.")
+    rng = np.random.default_rng(seed)
+    crops, labels, names = [], [], []
+    for label, (name, photo) in enumerate(photos.items()):
+        arr = np.asarray(photo)
+        arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        t = torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(2, 0, 1)  # (3, H, W)
+        h, w = t.shape[1:]
+        for _ in range(per_photo):
+            side = round(rng.uniform(min_scale, max_scale) * min(h, w))
+            top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            c = t[:, top:top + side, left:left + side]
+            if rng.random() < 0.5:
+                c = torch.flip(c, dims=[2])
+            c = F.interpolate(c[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+            crops.append((c.clamp(0, 1) * 255).round().to(torch.uint8))
+            labels.append(label)
+        names.append(name)
+    return torch.stack(crops), np.asarray(labels, dtype=np.int64), names

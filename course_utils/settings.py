@@ -10,7 +10,8 @@ decided here, once:
   repository, or ``~/course_data`` for an installed package). It may be
   read-only; nothing is ever written there except by explicit downloads.
 * ``COURSE_CACHE_DIR``: decoded-tensor caches, features, compiled UMAP code
-  (default: ``.cache/`` in the repository, or ``~/.cache/course_utils``).
+  (default: ``.cache/`` in the repository when it is writable, else the
+  user cache folder from ``platformdirs``, e.g. ``~/.cache/course_utils``).
 * :func:`resolve_device`: CUDA, then Apple MPS, then CPU, or a string you pass.
 * :func:`seed_everything`: Python, NumPy and PyTorch seeds in one call.
 * :func:`env_report`: the first cell of every notebook.
@@ -18,6 +19,7 @@ decided here, once:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
@@ -27,8 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-import torch
+# OpenMP reads its wait policy once, when PyTorch loads it: spinning worker threads
+# collide with other busy programs (a video call, another job) on a small machine.
+# Passive waiting costs little here and only helps when course_utils is imported
+# before torch (scripts, torchrun, DataLoader workers); see apply_cpu_thread_policy.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402 - after the OpenMP setting above
+import torch  # noqa: E402
 
 __all__ = [
     "Settings",
@@ -40,6 +48,8 @@ __all__ = [
     "seed_everything",
     "resolve_device",
     "limit_cpu_threads",
+    "cpu_thread_policy",
+    "apply_cpu_thread_policy",
     "DATASET_MARKERS",
     "datasets_present",
     "in_colab",
@@ -104,8 +114,29 @@ def _default_data_dir() -> Path:
     return _REPO_ROOT / "data" if IN_REPO else Path.home() / "course_data"
 
 
+def _user_cache_dir() -> Path:
+    """The platform's per-user cache folder (``~/.cache/course_utils``, ``%LOCALAPPDATA%`` ...)."""
+    try:
+        import platformdirs
+
+        return Path(platformdirs.user_cache_dir("course_utils", appauthor=False))
+    except ImportError:  # pragma: no cover - platformdirs ships with jupyter
+        return Path.home() / ".cache" / "course_utils"
+
+
+def _writable(folder: Path) -> bool:
+    """Whether ``folder`` (or, if absent, its nearest existing parent) accepts new files."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return os.access(probe, os.W_OK | os.X_OK)
+
+
 def _default_cache_dir() -> Path:
-    return _REPO_ROOT / ".cache" if IN_REPO else Path.home() / ".cache" / "course_utils"
+    """``.cache/`` in the repository when it is writable, else the user cache folder."""
+    if IN_REPO and _writable(_REPO_ROOT / ".cache"):
+        return _REPO_ROOT / ".cache"
+    return _user_cache_dir()
 
 
 def get_settings() -> Settings:
@@ -254,6 +285,74 @@ def limit_cpu_threads(threads: int | None = 1, *, device: str | torch.device | N
     return before
 
 
+def _usable_cores() -> int:
+    """Physical cores this process may run on (logical ones when that is unknown)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False) or usable
+        logical = psutil.cpu_count(logical=True) or usable
+        usable = max(1, usable * physical // logical)  # hyper-threads do not add arithmetic units
+    except ImportError:
+        pass
+    return max(1, usable)
+
+
+def cpu_thread_policy(*, tiny: bool | None = None) -> int:
+    """How many intra-op threads CPU compute should use here.
+
+    * ``COURSE_CPU_THREADS=<n>`` wins.
+    * Tiny models (the default in fast mode, or ``tiny=True``): 1 thread.
+      Their operations are too small to split; with more threads the OpenMP
+      workers mostly wait for each other, and on a busy machine they wait
+      for a descheduled thread (notebook 04 took 15x longer beside two busy
+      programs with 2 threads, 2.2x with 1).
+    * Otherwise: the physical cores this process may use, divided by the
+      number of processes on this machine under ``torchrun``
+      (``LOCAL_WORLD_SIZE``), so ranks do not fight over cores.
+    """
+    raw = os.environ.get("COURSE_CPU_THREADS", "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"COURSE_CPU_THREADS={raw!r}; use a positive integer.") from None
+        if value < 1:
+            raise ValueError(f"COURSE_CPU_THREADS={raw!r}; use a positive integer.")
+        return value
+    if tiny is None:
+        tiny = is_fast()
+    if tiny:
+        return 1
+    local_world = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    return max(1, _usable_cores() // local_world)
+
+
+def apply_cpu_thread_policy(*, device: str | torch.device | None = None, tiny: bool | None = None) -> int:
+    """Set PyTorch's CPU threads to :func:`cpu_thread_policy` when computing on the CPU; return the count before.
+
+    ``course_utils.settings`` calls it once when imported (on machines
+    without a GPU), so every notebook, script and ``torchrun`` rank gets it;
+    call it again after changing ``COURSE_FAST`` or ``COURSE_CPU_THREADS``.
+    On a GPU nothing changes.
+    """
+    before = torch.get_num_threads()
+    if resolve_device(device).type == "cpu":
+        torch.set_num_threads(cpu_thread_policy(tiny=tiny))
+    return before
+
+
+def _apply_policy_on_import() -> None:
+    # a bad COURSE_CPU_THREADS surfaces when cpu_thread_policy() is called explicitly, not at import
+    with contextlib.suppress(ValueError):
+        if not torch.cuda.is_available() and not _mps_available():
+            torch.set_num_threads(cpu_thread_policy())
+
+
 def datasets_present(root: Path | None = None) -> dict[str, bool]:
     """Which data sets are in the data directory (by their marker paths)."""
     root = data_dir() if root is None else Path(root)
@@ -317,3 +416,6 @@ def env_report(*, device: str | torch.device | None = None, file: Any = None) ->
             stacklevel=2,
         )
     return info
+
+
+_apply_policy_on_import()

@@ -23,8 +23,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from course_utils import distributed as _dist
 from course_utils.settings import resolve_device
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "BestCheckpoint",
     "NonFiniteLossError",
     "CheckpointMismatchError",
+    "CheckpointLoadError",
     "fit",
     "evaluate",
     "predict",
@@ -69,6 +71,10 @@ class NonFiniteLossError(FloatingPointError):
 
 class CheckpointMismatchError(RuntimeError):
     """Raised when a checkpoint does not fit the model it is loaded into."""
+
+
+class CheckpointLoadError(RuntimeError):
+    """Raised when a checkpoint file cannot be read (empty, truncated, HTML, not a checkpoint)."""
 
 
 # --------------------------------------------------------------------------
@@ -179,25 +185,81 @@ def _progress_default() -> bool:
     return True
 
 
+def _in_memory(dataset: Any) -> bool:
+    """Whether items come from tensors already in memory (workers would only add copying)."""
+    from torch.utils.data import Subset, TensorDataset
+
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    if isinstance(dataset, TensorDataset):
+        return True
+    images = getattr(dataset, "images", None)
+    return isinstance(images, torch.Tensor) and getattr(dataset, "transform", None) is None
+
+
+def _defined_in_main(dataset: Any) -> list[str]:
+    """What of the dataset (its class, its transform) lives in ``__main__``, i.e. in a notebook."""
+    found = []
+    for what, thing in (("dataset class", type(dataset)), ("transform", getattr(dataset, "transform", None))):
+        if thing is not None and getattr(thing, "__module__", None) == "__main__":
+            name = getattr(thing, "__qualname__", None) or type(thing).__qualname__
+            found.append(f"{what} {name}")
+    return found
+
+
+def _start_method() -> str:
+    import multiprocessing
+
+    return multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_context().get_start_method()
+
+
 def make_loader(dataset: Dataset, *, batch_size: int = 64, shuffle: bool = False,
                 device: str | torch.device | None = None, num_workers: int | None = None,
-                drop_last: bool = False, sampler: Any = None, batch_sampler: Any = None,
+                drop_last: bool | None = None, sampler: Any = None, batch_sampler: Any = None,
                 generator: torch.Generator | None = None, **kwargs: Any) -> DataLoader:
     """A ``DataLoader`` set up for the device.
 
-    On CUDA: pinned memory and a few worker processes. On CPU: no workers
-    (the main process decodes; with two cores, workers only compete with the
-    model for them) unless ``num_workers`` says otherwise.
+    Worker processes only where they help and work: none on a CPU (with two
+    cores they compete with the model), none for tensors already in memory
+    (a ``TensorDataset`` or a ``TensorImageDataset`` without a transform),
+    and none by default when a notebook-defined dataset could not reach
+    them (the ``spawn`` start method of Windows and macOS imports
+    ``__main__`` afresh); otherwise up to 4 on CUDA, not persistent. Pinned
+    memory on CUDA.
+
+    Args:
+        drop_last: ``None`` drops the last batch of a training loader
+            (``shuffle=True`` or a ``sampler``) when it would hold a single
+            sample, which BatchNorm cannot train on (PyTorch raises); other
+            incomplete batches are kept. ``True``/``False`` as in ``DataLoader``.
+        num_workers: an explicit count; with a ``__main__`` dataset under
+            ``spawn`` it raises a ``RuntimeError`` that says how to fix it.
     """
     dev = resolve_device(device)
+    spawn = _start_method() in ("spawn", "forkserver")
+    in_main = _defined_in_main(dataset) if spawn else []
     if num_workers is None:
-        num_workers = min(4, os.cpu_count() or 1) if dev.type == "cuda" else 0
+        helps = dev.type == "cuda" and not _in_memory(dataset) and not in_main
+        num_workers = min(4, os.cpu_count() or 1) if helps else 0
+    elif num_workers > 0 and in_main:
+        raise RuntimeError(
+            f"make_loader(num_workers={num_workers}): the {', '.join(in_main)} is defined in the notebook "
+            f"(__main__), and worker processes started with {_start_method()!r} (Windows, macOS) cannot import it "
+            "(\"Can't get attribute ... on <module '__main__'>\"). Move it into a .py file next to the notebook and "
+            "import it from there, or use num_workers=0."
+        )
+    kwargs.setdefault("persistent_workers", False)
+    if num_workers == 0:
+        kwargs.pop("persistent_workers")
     if batch_sampler is not None:
         return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=num_workers,
-                          pin_memory=dev.type == "cuda", persistent_workers=num_workers > 0, **kwargs)
+                          pin_memory=dev.type == "cuda", **kwargs)
+    if drop_last is None:
+        n = len(dataset)  # type: ignore[arg-type]
+        drop_last = bool(shuffle or sampler is not None) and n > batch_size and n % batch_size == 1
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
                       num_workers=num_workers, pin_memory=dev.type == "cuda", drop_last=drop_last,
-                      persistent_workers=num_workers > 0, generator=generator, **kwargs)
+                      generator=generator, **kwargs)
 
 
 # --------------------------------------------------------------------------
@@ -347,7 +409,7 @@ class BestCheckpoint(Callback):
         if _is_better(value, self.best, self.mode, 0.0):
             self.best, self.best_epoch = value, state.epoch
             self._state = {k: v.detach().to("cpu", copy=True) for k, v in state.model.state_dict().items()}
-            if self.path is not None:
+            if self.path is not None and _dist.is_main_process():  # rank 0 writes, under torchrun
                 save_checkpoint(self.path, state.model, meta={"epoch": state.epoch, self.monitor: value})
 
     def on_fit_end(self, state: TrainState) -> None:
@@ -370,6 +432,17 @@ def _check_finite(value: float, *, epoch: int, step: int, amp: torch.dtype | Non
     raise NonFiniteLossError(
         f"The training loss became {value} at epoch {epoch}, step {step}. To fix it: " + "; ".join(hints) + "."
     )
+
+
+def _warn_skipped_batches(single: int, nonfinite: int, *, epoch: int) -> None:
+    if single:
+        warnings.warn(f"Epoch {epoch}: skipped {single} training batch(es) of one sample, which BatchNorm cannot "
+                      "train on. Use make_loader(..., shuffle=True) (it drops such a last batch) or "
+                      "DataLoader(..., drop_last=True).", RuntimeWarning, stacklevel=3)
+    if nonfinite:
+        warnings.warn(f"Epoch {epoch}: skipped {nonfinite} batch(es) with a NaN or infinite loss (the weights were "
+                      "not updated with them). Lower the learning rate or check the data.", RuntimeWarning,
+                      stacklevel=3)
 
 
 def _default_forward(model: nn.Module, inputs: Any) -> Any:
@@ -396,6 +469,9 @@ def fit(
     log_every: int | None = None,
     progress: bool | None = None,
     max_steps_per_epoch: int | None = None,
+    on_nonfinite: str = "raise",
+    start_epoch: int = 1,
+    ddp_options: Mapping[str, Any] | None = None,
 ) -> History:
     """Train ``model`` and return its per-epoch :class:`History`.
 
@@ -429,6 +505,25 @@ def fit(
         progress: show a progress bar (``tqdm.auto``); default on, except
             when ``CI`` or ``COURSE_PROGRESS=0`` is set.
         max_steps_per_epoch: cut each epoch short (smoke tests, fast mode).
+        on_nonfinite: a NaN or infinite batch loss is detected before the
+            optimiser steps (the weights stay as they were): ``"raise"``
+            stops with :class:`NonFiniteLossError`, ``"skip"`` skips the
+            batch (one warning per epoch counts them).
+        start_epoch: number of the first epoch, to resume a run: with the
+            weights and optimizer state of epoch ``start_epoch - 1`` loaded,
+            ``fit(..., start_epoch=s, epochs=e)`` runs epochs ``s .. e``.
+        ddp_options: extra ``DistributedDataParallel`` arguments (e.g.
+            ``{"find_unused_parameters": True}``), used under a process group.
+
+    Under ``torchrun`` (after :func:`course_utils.distributed.init_distributed`)
+    the model, and a ``loss_fn`` module with parameters, are wrapped in
+    ``DistributedDataParallel``, the loaders are split over the ranks, the
+    loss and metrics are summed over the ranks, and only rank 0 shows
+    progress and writes checkpoints (see :mod:`course_utils.distributed`).
+
+    A batch of one sample is skipped (with a warning) when the model has
+    BatchNorm layers, which cannot train on one sample; :func:`make_loader`
+    drops such a last batch of training loaders.
 
     Returns:
         The :class:`History`; the model is trained in place.
@@ -443,39 +538,59 @@ def fit(
         log_every = 1 if dev.type == "cpu" else 25
     if scheduler_step not in {"epoch", "batch"}:
         raise ValueError(f"scheduler_step={scheduler_step!r}: use 'epoch' or 'batch'.")
+    if on_nonfinite not in ("raise", "skip"):
+        raise ValueError(f"on_nonfinite={on_nonfinite!r}: use 'raise' or 'skip'.")
     forward = forward_fn or _default_forward
     metrics = dict(metrics or {})
     non_blocking = dev.type == "cuda"
+    has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     model.to(dev)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    if start_epoch < 1:
+        raise ValueError(f"start_epoch={start_epoch}: epochs are numbered from 1.")
+    parts = _dist.prepare_fit(model, loss_fn=loss_fn, optimizer=optimizer, train_loader=train_loader,
+                              val_loader=val_loader, device=dev, ddp_options=ddp_options)
+    net, train_loss_fn, train_loader, val_loader = parts.model, parts.loss_fn, parts.train_loader, parts.val_loader
     history = History()
     state = TrainState(model=model, optimizer=optimizer, history=history, device=dev)
     for cb in callbacks:
         cb.on_fit_start(state)
-    show = _progress_default() if progress is None else progress
+    show = (_progress_default() if progress is None else progress) and parts.env.is_main
     bar = None
     if show:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=epochs, desc="epochs", leave=True)
+        bar = tqdm(total=max(0, epochs - start_epoch + 1), desc="epochs", leave=True)
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(start_epoch, epochs + 1):
             state.epoch = epoch
-            model.train()
+            if parts.env.distributed:
+                _dist.set_sampler_epoch(train_loader, epoch - 1)
+            net.train()
             t0 = time.perf_counter()
             loss_sum = torch.zeros((), device=dev)
             metric_sums = {name: torch.zeros((), device=dev) for name in metrics}
             seen = 0
             steps = 0
+            skipped_single = skipped_nonfinite = 0
             for batch in train_loader:
                 inputs, targets = _split_batch(batch)
                 inputs = move_to_device(inputs, dev, non_blocking=non_blocking, channels_last=channels_last)
                 targets = move_to_device(targets, dev, non_blocking=non_blocking)
                 n = _batch_size(inputs)
+                if n == 1 and has_batchnorm:
+                    skipped_single += 1  # BatchNorm cannot train on one sample (torch raises)
+                    continue
                 with autocast_context(dev, dtype):
-                    outputs = forward(model, inputs)
-                    loss = loss_fn(outputs, targets)
+                    outputs = forward(net, inputs)
+                    loss = train_loss_fn(outputs, targets)
+                finite = _dist.all_finite(loss) if parts.env.distributed else bool(torch.isfinite(loss.detach()).all())
+                if not finite:  # checked before stepping (on every rank at once): weights stay intact
+                    if on_nonfinite == "raise":
+                        _check_finite(float(loss.detach().float().sum()), epoch=epoch, step=steps + 1, amp=dtype)
+                    skipped_nonfinite += 1
+                    continue
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if grad_clip is not None:
@@ -498,7 +613,14 @@ def fit(
                     _check_finite(float(detached), epoch=epoch, step=steps, amp=dtype)
                 if max_steps_per_epoch is not None and steps >= max_steps_per_epoch:
                     break
+            if parts.env.distributed:  # one all_reduce: every rank gets the global sums
+                loss_sum, seen, *sums = _dist.reduce_sums([loss_sum, seen, *metric_sums.values()], device=dev)
+                metric_sums = dict(zip(metric_sums, sums))
+            _warn_skipped_batches(skipped_single, skipped_nonfinite, epoch=epoch)
             if seen == 0:
+                if skipped_nonfinite:
+                    raise NonFiniteLossError(f"Every training batch of epoch {epoch} had a NaN or infinite loss "
+                                             f"({skipped_nonfinite} skipped); lower the learning rate or check the data.")
                 raise ValueError("The training loader yielded no batches; is the data set empty?")
             train_loss = float(loss_sum) / seen
             _check_finite(train_loss, epoch=epoch, step=steps, amp=dtype)
@@ -509,7 +631,8 @@ def fit(
             record.update({f"train_{k}": float(v) / seen for k, v in metric_sums.items()})
             if val_loader is not None:
                 val = evaluate(model, val_loader, loss_fn=loss_fn, metrics=metrics, device=dev, amp=amp,
-                               channels_last=channels_last, forward_fn=forward_fn)
+                               channels_last=channels_last, forward_fn=forward_fn,
+                               distributed=parts.env.distributed)
                 record.update({f"val_{k}": v for k, v in val.items()})
             record["lr"] = float(optimizer.param_groups[0]["lr"])
             record["seconds"] = seconds
@@ -547,8 +670,12 @@ def evaluate(
     amp: bool | str = "auto",
     channels_last: bool = False,
     forward_fn: ForwardFn | None = None,
+    distributed: bool = False,
 ) -> dict[str, float]:
     """Average loss and metrics of ``model`` over ``loader`` (eval mode).
+
+    With ``distributed=True`` the sums are added over the ranks of the
+    process group: every rank must call it, each on its share of the data.
 
     Returns:
         ``{"loss": ..., "<metric>": ...}`` averaged over samples.
@@ -575,6 +702,9 @@ def evaluate(
             sums[name] += fn(outputs, targets).float() * n
         seen += n
     model.train(was_training)
+    if distributed:
+        loss_sum, seen, *totals = _dist.reduce_sums([loss_sum, seen, *sums.values()], device=dev)
+        sums = dict(zip(sums, totals))
     if seen == 0:
         raise ValueError("The evaluation loader yielded no batches; is the data set empty?")
     result = {"loss": float(loss_sum) / seen} if loss_fn is not None else {}
@@ -658,16 +788,48 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, optimizer: torch.opti
     }
     if optimizer is not None:
         payload["optimizer"] = optimizer.state_dict()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    from course_utils.data.cache import atomic_write
+
+    with atomic_write(path, "wb") as fh:
+        torch.save(payload, fh)
     return path
+
+
+def _unreadable_checkpoint(path: Path, err: BaseException) -> str:
+    """Say what the file looks like and what to do (never to unpickle it with ``weights_only=False``)."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    text = head.lstrip().lower()
+    redo = ("Download it again (or re-run the cell that saved it); delete the file if it is not needed.")
+    if size == 0:
+        what = "is empty (0 bytes): the download or save was interrupted"
+    elif text.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"{")) or b"<html" in text:
+        kind = "a JSON text" if text.startswith(b"{") else "a web page (HTML)"
+        what = (f"is {kind}, not a checkpoint: the download saved an error or login page (check the URL; "
+                "for Google Drive or GitHub use the direct/raw download link)")
+    elif head.startswith(b"PK\x03\x04"):
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            what = f"is truncated ({size:,} bytes; its zip directory is missing): the download or save was cut short"
+        else:
+            what = f"is a zip file that torch cannot read as a checkpoint ({_short(err)})"
+    elif head[:1] == b"\x80":
+        what = ("holds pickled Python objects other than tensors and plain values; it was not loaded because "
+                "unpickling them can run arbitrary code. Re-save it as tensors: "
+                "save_checkpoint(path, model) or torch.save(model.state_dict(), path)")
+        redo = "Ask whoever made it for a state_dict file if you cannot re-save it yourself."
+    else:
+        what = f"is not a PyTorch checkpoint ({size:,} bytes starting with {head[:16]!r}; {_short(err)})"
+    return f"Cannot load the checkpoint {path}: it {what}. {redo}"
+
+
+def _short(err: BaseException) -> str:
+    line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if "weights_only" in line or "Weights only load failed" in line:
+        return "not a file of tensors"
+    return f"{type(err).__name__}: {line[:160]}"
 
 
 def _describe_mismatch(model_sd: Mapping[str, torch.Tensor], ckpt_sd: Mapping[str, torch.Tensor]) -> list[str]:
@@ -705,13 +867,19 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None, *,
 
     Raises:
         FileNotFoundError: no such file.
+        CheckpointLoadError: the file is empty, truncated, a web page, or
+            holds objects other than tensors (the message says which, and
+            what to do).
         CheckpointMismatchError: the weights do not fit ``model``; the
             message names the architecture and the first differences.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}.")
-    raw = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        raw = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - every failure becomes one message that names the file
+        raise CheckpointLoadError(_unreadable_checkpoint(path, err)) from None
     if isinstance(raw, Mapping) and "state_dict" in raw:
         ckpt = dict(raw)
     elif isinstance(raw, Mapping):

@@ -51,6 +51,30 @@ def test_contrastive_matches_loops_over_all_pairs(margin):
     assert loss_fn(emb, labels, pairs=PairMiner(margin=margin)(emb, labels)).item() == pytest.approx(loss.item())
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_contrastive_distance_matrix_path_matches_gathered_pairs(dtype):
+    """The all-pairs loss now comes from the (N, N) distance matrix; the oracle gathers every pair's vectors."""
+    g = torch.Generator().manual_seed(3)
+    base = torch.randn(48, 16, generator=g, dtype=dtype)
+    base[5] = base[4]  # an identical pair: d = 0 must keep a finite gradient
+    labels = torch.randint(0, 6, (48,), generator=g)
+    labels[5] = labels[4] + 1
+    for reduction in ("mean", "sum"):
+        fast_x = base.clone().requires_grad_(True)
+        slow_x = base.clone().requires_grad_(True)
+        fast_fn, slow_fn = ContrastiveLoss(1.5, reduction=reduction), ContrastiveLoss(1.5, reduction=reduction)
+        fast = fast_fn(fast_x, labels)
+        i, j = torch.triu_indices(48, 48, offset=1)
+        slow = slow_fn.forward_pairs(slow_x[i], slow_x[j], labels[i] == labels[j])  # the previous implementation
+        fast.backward()
+        slow.backward()
+        tol = 1e-5 if dtype == torch.float32 else 1e-10
+        assert fast.item() == pytest.approx(slow.item(), rel=tol)
+        torch.testing.assert_close(fast_x.grad, slow_x.grad, rtol=tol * 10, atol=tol)
+        assert torch.isfinite(fast_x.grad).all()
+        assert fast_fn.last_active_fraction == pytest.approx(slow_fn.last_active_fraction)
+
+
 def test_contrastive_explicit_pairs_and_gradient_direction():
     x1 = torch.tensor([[0.0, 0.0], [0.0, 0.0]], requires_grad=True)
     x2 = torch.tensor([[0.3, 0.4], [0.3, 0.4]])

@@ -115,3 +115,49 @@ def test_limit_cpu_threads_sets_and_reports_the_previous_count():
             limit_cpu_threads(0, device="cpu")
     finally:
         torch.set_num_threads(original)
+
+
+def test_cpu_thread_policy(monkeypatch):
+    monkeypatch.delenv("COURSE_CPU_THREADS", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setattr(settings, "_usable_cores", lambda: 8)
+    assert settings.cpu_thread_policy(tiny=True) == 1  # tiny models: one thread
+    assert settings.cpu_thread_policy(tiny=False) == 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "3")  # three torchrun ranks on this machine
+    assert settings.cpu_thread_policy(tiny=False) == 2
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert settings.cpu_thread_policy(tiny=False) == 1
+    monkeypatch.setenv("COURSE_FAST", "1")
+    assert settings.cpu_thread_policy() == 1  # fast mode means tiny models
+    monkeypatch.setenv("COURSE_FAST", "0")
+    assert settings.cpu_thread_policy() == 1  # 8 cores / 16 ranks
+    monkeypatch.setenv("COURSE_CPU_THREADS", "3")
+    assert settings.cpu_thread_policy(tiny=True) == 3  # the override wins
+    monkeypatch.setenv("COURSE_CPU_THREADS", "zero")
+    with pytest.raises(ValueError, match="COURSE_CPU_THREADS"):
+        settings.cpu_thread_policy()
+
+
+def test_apply_cpu_thread_policy_sets_threads_on_cpu_only(monkeypatch):
+    original = torch.get_num_threads()
+    monkeypatch.setenv("COURSE_CPU_THREADS", "1")
+    try:
+        torch.set_num_threads(2)
+        assert settings.apply_cpu_thread_policy(device="cpu") == 2 and torch.get_num_threads() == 1
+        monkeypatch.setattr(settings, "resolve_device", lambda device=None: torch.device("cuda"))
+        torch.set_num_threads(2)
+        settings.apply_cpu_thread_policy()
+        assert torch.get_num_threads() == 2  # a GPU run keeps PyTorch's threads
+    finally:
+        torch.set_num_threads(original)
+
+
+def test_import_sets_passive_openmp_wait_and_the_policy_in_a_fresh_process():
+    import subprocess
+    import sys
+
+    code = ("import os; os.environ.pop('OMP_WAIT_POLICY', None); os.environ['COURSE_FAST'] = '1'; "
+            "os.environ['CUDA_VISIBLE_DEVICES'] = ''; import course_utils, torch; "
+            "print(os.environ['OMP_WAIT_POLICY'], torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["PASSIVE", "1"]

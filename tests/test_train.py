@@ -133,6 +133,60 @@ def test_best_checkpoint_restores_best_and_writes_file(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
+def test_non_finite_loss_stops_before_the_weights_change():
+    torch.manual_seed(0)
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = blobs(64).tensors
+    batches = [(x[:32], y[:32]), (x[32:], y[32:])]
+    calls = []
+
+    def loss_nan_on_second(out, target):
+        calls.append(1)
+        loss = nn.functional.cross_entropy(out, target)
+        return loss * float("nan") if len(calls) == 2 else loss
+
+    fit(model, batches[:1], loss_fn=loss_nan_on_second, optimizer=opt, progress=False)
+    after_first = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(NonFiniteLossError, match="step 1"):
+        fit(model, batches[1:], loss_fn=loss_nan_on_second, optimizer=opt, progress=False)
+    for k, v in model.state_dict().items():
+        assert torch.isfinite(v).all() and torch.equal(v, after_first[k]), k  # no NaN step happened
+
+
+def test_non_finite_batches_can_be_skipped():
+    torch.manual_seed(0)
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    calls = []
+
+    def every_third_nan(out, target):
+        calls.append(1)
+        loss = nn.functional.cross_entropy(out, target)
+        return loss * float("inf") if len(calls) % 3 == 0 else loss
+
+    train_dl, _ = loaders()
+    with pytest.warns(RuntimeWarning, match="skipped 2 batch"):
+        h = fit(model, train_dl, loss_fn=every_third_nan, optimizer=opt, progress=False, on_nonfinite="skip")
+    assert math.isfinite(h.last("train_loss")) and all(torch.isfinite(p).all() for p in model.parameters())
+    with pytest.raises(NonFiniteLossError, match="Every training batch"), pytest.warns(RuntimeWarning):
+        fit(model, train_dl, loss_fn=lambda o, t: o.sum() * float("nan"), optimizer=opt, progress=False,
+            on_nonfinite="skip")
+
+
+def test_single_sample_batch_with_batchnorm_is_skipped_not_a_crash():
+    model = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    plain = DataLoader(blobs(n=33), batch_size=16)  # the last batch holds one sample
+    with pytest.warns(RuntimeWarning, match="one sample"):
+        h = fit(model, plain, loss_fn=nn.functional.cross_entropy, optimizer=opt, progress=False)
+    assert math.isfinite(h.last("train_loss"))
+    dl = train.make_loader(blobs(n=33), batch_size=16, shuffle=True, device="cpu")
+    assert dl.drop_last and [len(b[0]) for b in dl] == [16, 16]
+    assert not train.make_loader(blobs(n=33), batch_size=16, device="cpu").drop_last  # evaluation keeps all
+    assert [len(b[0]) for b in train.make_loader(blobs(n=34), batch_size=16, shuffle=True, device="cpu")] == [16, 16, 2]
+
+
 def test_non_finite_loss_raises_with_advice():
     train_dl, _ = loaders()
     model = make_model()
@@ -237,6 +291,28 @@ def test_make_loader_on_cpu():
     assert sum(len(b[0]) for b in dl) == 10
 
 
+class _NotebookDataset(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return torch.zeros(2), 0
+
+
+def test_make_loader_workers_only_where_they_help_and_work(monkeypatch):
+    monkeypatch.setattr(train, "resolve_device", lambda device=None: torch.device("cuda"))
+    monkeypatch.setattr(train, "_start_method", lambda: "fork")
+    assert train.make_loader(blobs(n=8), batch_size=4).num_workers == 0  # in-memory tensors
+    ds = _NotebookDataset()
+    dl = train.make_loader(ds, batch_size=2)
+    assert dl.num_workers > 0 and dl.persistent_workers is False
+    monkeypatch.setattr(_NotebookDataset, "__module__", "__main__")  # as if defined in a notebook
+    monkeypatch.setattr(train, "_start_method", lambda: "spawn")  # Windows, macOS
+    assert train.make_loader(ds, batch_size=2).num_workers == 0  # the default falls back, silently
+    with pytest.raises(RuntimeError, match=r"(?s)_NotebookDataset is defined in the notebook.*\.py file.*num_workers=0"):
+        train.make_loader(ds, batch_size=2, num_workers=2)
+
+
 def test_channels_last_runs_a_conv_net():
     x = torch.randn(16, 3, 8, 8)
     y = torch.randint(0, 2, (16,))
@@ -322,8 +398,33 @@ def test_checkpoint_load_refuses_pickled_code(tmp_path):
 
     with open(tmp_path / "evil.pt", "wb") as fh:
         pickle.dump({"state_dict": Evil()}, fh)
-    with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
+    with pytest.raises(train.CheckpointLoadError, match="evil.pt.*arbitrary code") as info:
         load_checkpoint(tmp_path / "evil.pt", make_model())
+    assert "weights_only=False" not in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "html", "text"])
+def test_unreadable_checkpoints_say_which_file_and_what_it_is(tmp_path, kind):
+    good = save_checkpoint(tmp_path / "good.pt", make_model())
+    path = tmp_path / f"{kind}.pt"
+    content = {"empty": b"", "truncated": good.read_bytes()[: good.stat().st_size // 2],
+               "html": b"<!DOCTYPE html><html><head><title>Sign in</title></head></html>",
+               "text": b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\n"}[kind]
+    path.write_bytes(content)
+    expected = {"empty": "is empty", "truncated": "is truncated", "html": "is a web page \\(HTML\\)",
+                "text": "is not a PyTorch checkpoint"}[kind]
+    with pytest.raises(train.CheckpointLoadError, match=f"{kind}.pt: it {expected}") as info:
+        load_checkpoint(path, make_model())
+    assert "weights_only=False" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_checkpoint_save_cleans_leftovers_of_killed_writers(tmp_path):
+    dead = tmp_path / ".m.pt.999999999-0123456789ab.tmp"  # no such process id
+    dead.write_bytes(b"half")
+    live = tmp_path / f".m.pt.{os.getpid()}-0123456789ab.tmp"  # a write in progress in this process
+    live.write_bytes(b"busy")
+    save_checkpoint(tmp_path / "m.pt", make_model())
+    assert not dead.exists() and live.exists()
 
 
 class _TwoHeads(nn.Module):

@@ -3,18 +3,23 @@
 Map of the subpackage (imports flow downward):
 
 - ``faces``       real face data in official layouts: ORL/Olivetti, LFW
-                  (people and pairs), FairFace, UTKFace; face preprocessing;
+                  (people and pairs), FairFace, UTKFace, and your own photos
+                  (``load_face_folder``: one folder per person); face preprocessing;
                   downloads; fallbacks ``load_face_identities`` /
                   ``load_face_attributes`` (real data if present, else SynthFaces)
 - ``images``      embedded samples (scikit-image pictures, ``lfw_subset``,
                   scikit-learn digits and photos); CIFAR-10 and FashionMNIST;
                   fallback ``load_image_classification``
 - ``synthfaces``  SynthFaces, the procedural face generator
+- ``text``        words of several languages from ``wordfreq`` (offline) and a
+                  character vocabulary, for the text CNN of notebook 01
 - ``sampling``    pairs, triplets, P x K batches, identity-disjoint and
                   stratified splits
 - ``describe``    ``describe(dataset)``: counts per identity and per group
-- ``cache``       ``TensorImageDataset``, the decoded-tensor cache, atomic
-                  checksummed downloads, the data-layer errors
+- ``cache``       ``TensorImageDataset``, the decoded-tensor cache (an
+                  accelerator: any failure warns once and loads from the
+                  source), ``atomic_write``, checksummed downloads, the
+                  data-layer errors
 
 All loaders return a :class:`TensorImageDataset`: items ``(image, target)``
 with ``image`` a float tensor ``(C, H, W)`` in ``[0, 1]``; arrays
@@ -33,6 +38,9 @@ from course_utils.data.cache import (
     ImageDecodeError,
     TensorImageDataset,
     atomic_save,
+    atomic_write,
+    clean_stale_temp_files,
+    content_digest,
     download_file,
     extract_archive,
     file_digest,
@@ -54,6 +62,7 @@ from course_utils.data.faces import (
     download_orl_faces,
     face_transform,
     load_face_attributes,
+    load_face_folder,
     load_face_identities,
     load_fairface,
     load_fairface_labels,
@@ -110,6 +119,7 @@ __all__ = [
     "ChecksumError",
     "DataWarning",
     # real faces
+    "load_face_folder",
     "load_orl_faces",
     "load_lfw_people",
     "load_lfw_pairs",
@@ -170,6 +180,9 @@ __all__ = [
     "tensor_cache_path",
     "fingerprint_files",
     "atomic_save",
+    "atomic_write",
+    "clean_stale_temp_files",
+    "content_digest",
     "file_digest",
     "download_file",
     "extract_archive",

@@ -14,16 +14,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
 import os
+import re
 import shutil
 import tarfile
+import time
 import urllib.request
 import uuid
+import warnings
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -43,9 +50,12 @@ __all__ = [
     "TensorImageDataset",
     "CACHE_FORMAT",
     "fingerprint_files",
+    "content_digest",
     "tensor_cache_path",
     "load_or_build",
+    "atomic_write",
     "atomic_save",
+    "clean_stale_temp_files",
     "file_digest",
     "download_file",
     "extract_archive",
@@ -217,19 +227,41 @@ class TensorImageDataset(Dataset):
 
 
 # --------------------------------------------------------------------------- cache
-def fingerprint_files(paths: Iterable[Path | str], *, root: Path | str | None = None) -> str:
-    """A short hash of file names (relative to ``root``), sizes and modification times.
+_DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
 
-    Changing, adding or removing a file changes the fingerprint, so a stale
-    cache is never reused. Costs one ``stat`` per file.
+
+def content_digest(path: Path | str, st: os.stat_result | None = None) -> str:
+    """sha1 of a file's bytes, remembered for this process while its size, times and inode stay the same."""
+    name = os.fspath(path)
+    st = os.stat(name) if st is None else st
+    memo = (name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)  # ctime: a write cannot hide from it
+    digest = _DIGESTS.get(memo)
+    if digest is None:
+        digest = _DIGESTS[memo] = file_digest(Path(name), "sha1")
+    return digest
+
+
+def fingerprint_files(paths: Iterable[Path | str], *, root: Path | str | None = None, content: bool = True) -> str:
+    """A short hash of file names (relative to ``root``) and contents.
+
+    Changing, adding, removing, renaming or swapping files changes the
+    fingerprint, so a stale cache is never reused; touching a file (or
+    unzipping it again) does not. With ``content=False`` only sizes and
+    modification times are hashed (one ``stat`` per file; two files swapped
+    with equal sizes and times go unnoticed). Contents are read once per
+    process and file version (about 0.1 s per 100 MB).
     """
-    h = hashlib.sha1()
+    names = [os.fspath(p) for p in paths]
+    stats = [os.stat(n) for n in names]
+    if content:
+        with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:  # hashlib releases the GIL
+            digests = list(pool.map(content_digest, names, stats))
+    h = hashlib.sha1(b"content" if content else b"stat")
     prefix = os.path.join(str(root), "") if root is not None else ""
-    for p in paths:
-        name = os.fspath(p)
-        st = os.stat(name)
+    for i, (name, st) in enumerate(zip(names, stats)):
         rel = name[len(prefix):] if prefix and name.startswith(prefix) else name
-        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        tail = digests[i] if content else f"{st.st_size}\0{st.st_mtime_ns}"
+        h.update(f"{rel}\0{tail}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -240,24 +272,99 @@ def tensor_cache_path(dataset: str, *, split: str, image_size: int, key: str) ->
     return cache_dir("tensors") / f"{safe}.pt"
 
 
-def atomic_save(obj: Any, path: Path) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
+_STALE_AFTER_S = 24 * 3600.0
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{12}\.(?:tmp|part|extract)$")
+
+
+def _temp_beside(path: Path, suffix: str) -> Path:
+    """A fresh hidden name in ``path``'s folder, ``.<name>.<pid>-<random><suffix>``.
+
+    The process id in the name lets :func:`clean_stale_temp_files` tell the
+    leftovers of a killed process from a write in progress.
+    """
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}{suffix}")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else (or the platform cannot tell): not ours to judge
+    return True
+
+
+def clean_stale_temp_files(folder: Path, *, older_than_s: float = _STALE_AFTER_S) -> list[Path]:
+    """Remove the temporary files and folders that killed writers left in ``folder``.
+
+    A leftover is a hidden ``.<name>.<pid>-<random>.{tmp,part,extract}``
+    entry whose process no longer runs on this machine, or that is older than
+    ``older_than_s`` (a writer on another machine sharing the folder).
+    Never raises; returns what was removed.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        m = _TEMP_NAME.match(entry.name)
+        if m is None:
+            continue
+        try:
+            old = now - entry.lstat().st_mtime > older_than_s
+            if not old and _pid_alive(int(m.group("pid"))):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+        except OSError:
+            continue
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path | str, mode: str = "wb", *, encoding: str | None = None) -> Iterator[IO[Any]]:
+    """Write ``path`` so that it is complete or absent, never half-written.
+
+    Yields a file opened on a temporary name beside ``path`` (``"wb"`` or
+    ``"w"``); when the block ends without an error the data is flushed and
+    the file renamed onto ``path`` in one step; on any error, or a
+    ``KeyboardInterrupt``, the temporary file is removed. Leftovers of
+    killed processes are removed by the next write into the same folder.
+
+    Example:
+        ``with atomic_write(path) as fh: torch.save(obj, fh)``
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"mode={mode!r}; use 'wb' or 'w'.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temp_files(path.parent)
     tmp = _temp_beside(path, ".tmp")
     try:
-        with open(tmp, "xb") as fh:
-            torch.save(obj, fh)
+        with open(tmp, "x" + mode[1:], encoding=encoding if mode == "w" else None) as fh:  # "x": the umask applies
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_save(obj: Any, path: Path) -> Path:
+    """``torch.save`` through :func:`atomic_write`: ``path`` is complete or absent."""
+    path = Path(path)
+    with atomic_write(path, "wb") as fh:
+        torch.save(obj, fh)
     return path
-
-
-def _temp_beside(path: Path, suffix: str) -> Path:
-    """A fresh hidden name in ``path``'s folder (created with ``open(..., "xb")``, so the umask applies)."""
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}")
 
 
 def load_or_build(
@@ -284,17 +391,52 @@ def load_or_build(
     """
     if not enabled:
         return build()
-    path = tensor_cache_path(dataset, split=split, image_size=image_size, key=f"{key}-v{CACHE_FORMAT}")
-    if path.is_file() and not refresh:
+    try:
+        path = tensor_cache_path(dataset, split=split, image_size=image_size, key=f"{key}-v{CACHE_FORMAT}")
+    except Exception as err:  # noqa: BLE001 - the cache is an accelerator, never a dependency
+        _cache_warning("the cache directory cannot be created", err)
+        return build()
+    if not refresh:
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(payload, dict):
-                return payload
-        except Exception:  # noqa: BLE001 - an unreadable cache is rebuilt, never fatal
-            pass
+            if path.is_file():
+                payload = torch.load(path, map_location="cpu", weights_only=True)
+                if isinstance(payload, dict) and all(isinstance(v, torch.Tensor) for v in payload.values()):
+                    return payload
+                raise DataFormatError(f"{path} holds a {type(payload).__name__}, not a dict of tensors")
+        except Exception as err:  # noqa: BLE001 - an unreadable cache file is rebuilt, never fatal
+            _cache_warning(f"the cache file {path.name} is unreadable and is rebuilt", err)
+            with contextlib.suppress(OSError):
+                path.unlink()
     payload = build()
-    atomic_save(payload, path)
+    try:
+        atomic_save(payload, path)
+    except Exception as err:  # noqa: BLE001 - read-only or full cache: the data is still returned
+        _cache_warning(f"the cache file {path.name} cannot be written", err)
     return payload
+
+
+_CACHE_WARNED: set[str] = set()
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of an error message, without torch's advice to unpickle untrusted files."""
+    line = (str(err).strip().splitlines() or [""])[0]
+    if "weights_only" in line or "Weights only load failed" in line:
+        return "not a file of tensors (refused by torch.load(weights_only=True))"
+    return line[:200]
+
+
+def _cache_warning(what: str, err: BaseException) -> None:
+    """One :class:`DataWarning` per kind of cache problem and process; loading goes on from the source."""
+    kind = f"{what.split(' ')[1]}:{type(err).__name__}"
+    if kind in _CACHE_WARNED:
+        return
+    _CACHE_WARNED.add(kind)
+    warnings.warn(
+        f"Data cache problem: {what} ({type(err).__name__}: {_first_line(err)}). Loading from the source files instead "
+        f"(slower, same data). Point COURSE_CACHE_DIR at a writable folder with free space, or pass cache=False.",
+        DataWarning, stacklevel=4,
+    )
 
 
 # --------------------------------------------------------------------------- downloads
@@ -308,9 +450,29 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
 
 
 def _urlopen_fetch(url: str, out: BinaryIO) -> None:
+    """Copy ``url`` into ``out``; a body shorter (or longer) than its ``Content-Length`` raises."""
     request = urllib.request.Request(url, headers={"User-Agent": "course_utils"})
     with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - URLs are ours
-        shutil.copyfileobj(response, out, length=1 << 20)
+        announced = response.headers.get("Content-Length")
+        written = 0
+        while chunk := response.read(1 << 20):
+            out.write(chunk)
+            written += len(chunk)
+    _check_length(url, written, announced)
+
+
+def _check_length(url: str, written: int, announced: str | int | None) -> None:
+    if announced is None or str(announced).strip() == "":
+        return
+    try:
+        expected = int(announced)
+    except ValueError:
+        return
+    if written != expected:
+        raise DownloadError(
+            f"the server sent {written:,} of the {expected:,} bytes it announced (Content-Length) for {url}: "
+            "the connection was cut"
+        )
 
 
 def _verify(path: Path, url: str, *, sha256: str | None, md5: str | None) -> None:
@@ -337,8 +499,10 @@ def download_file(
 ) -> Path:
     """Download ``url`` to ``dest`` atomically, verifying its checksum.
 
-    The bytes go to a temporary file beside ``dest``; only after the checksum
-    matches is it renamed to ``dest``. On any failure (network error,
+    The bytes go to a temporary file beside ``dest``; only after the length
+    matches the server's ``Content-Length`` and the checksum matches is it
+    renamed to ``dest``. Temporary files that killed processes left in
+    ``dest``'s folder are removed first. On any failure (network error,
     interruption, wrong checksum) the temporary file is removed, so nothing
     half-written is ever left at ``dest``.
 
@@ -360,12 +524,13 @@ def download_file(
         except ChecksumError:
             pass  # a bad existing file is replaced below
     dest.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temp_files(dest.parent)
     tmp = _temp_beside(dest, ".part")
     try:
         with open(tmp, "xb") as out:
             try:
                 (fetch or _urlopen_fetch)(url, out)
-            except (OSError, ValueError) as err:
+            except (OSError, ValueError, http.client.HTTPException) as err:
                 raise DownloadError(
                     f"Could not download {url}: {err}. Check the connection and retry, "
                     f"or download it by hand to {dest} (see data/README.md)."
@@ -406,26 +571,15 @@ def extract_archive(
     if dest.exists():
         raise FileExistsError(f"{dest} already exists; remove it to extract {archive.name} again.")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temp_files(dest.parent)
     tmp = _temp_beside(dest, ".extract")
     tmp.mkdir()  # not mkdtemp: its 0700 mode would stick to the renamed data folder
     try:
-        name = archive.name.lower()
-        if name.endswith(".zip"):
-            with zipfile.ZipFile(archive) as zf:
-                _safe_members_zip(zf)
-                zf.extractall(tmp)
-        elif tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as tf:
-                if hasattr(tarfile, "data_filter"):
-                    tf.extractall(tmp, filter="data")
-                else:  # Python < 3.10.12: refuse unsafe members ourselves
-                    for member in tf.getmembers():
-                        mp = Path(member.name)
-                        if mp.is_absolute() or ".." in mp.parts or member.issym() or member.islnk():
-                            raise DataFormatError(f"Archive member {member.name!r} is unsafe to extract.")
-                    tf.extractall(tmp)
-        else:
-            raise DataFormatError(f"{archive} is neither a zip nor a tar archive.")
+        try:
+            _extract_into(archive, tmp)
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as err:
+            raise DataFormatError(f"{archive} is damaged or truncated ({type(err).__name__}: {err}); nothing was "
+                                  "extracted. Delete it and download it again (see data/README.md).") from err
         if find is not None:
             root = find(tmp)
         else:
@@ -441,3 +595,24 @@ def extract_archive(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _extract_into(archive: Path, tmp: Path) -> None:
+    name = archive.name.lower()
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            _safe_members_zip(zf)
+            zf.extractall(tmp)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            if hasattr(tarfile, "data_filter"):
+                tf.extractall(tmp, filter="data")
+            else:  # Python < 3.10.12: refuse unsafe members ourselves
+                for member in tf.getmembers():
+                    mp = Path(member.name)
+                    if mp.is_absolute() or ".." in mp.parts or member.issym() or member.islnk():
+                        raise DataFormatError(f"Archive member {member.name!r} is unsafe to extract.")
+                tf.extractall(tmp)
+    else:
+        raise DataFormatError(f"{archive} is neither a zip nor a tar archive (truncated or not an archive: "
+                              "delete it and download it again).")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import posixpath
 import re
 import warnings
 from collections.abc import Callable, Sequence
@@ -39,7 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 
 from course_utils.data.cache import (
     DataFormatError,
@@ -47,8 +48,10 @@ from course_utils.data.cache import (
     DataWarning,
     ImageDecodeError,
     TensorImageDataset,
+    content_digest,
     download_file,
     extract_archive,
+    file_digest,
     fingerprint_files,
     load_or_build,
 )
@@ -58,6 +61,8 @@ from course_utils.settings import DATASET_MARKERS, data_dir
 
 __all__ = [
     "OnError",
+    "Duplicates",
+    "PREPROCESS_VERSION",
     "RemoteFile",
     "FAIRFACE_RACES",
     "FAIRFACE_GENDERS",
@@ -70,6 +75,7 @@ __all__ = [
     "read_face",
     "decode_faces",
     "face_transform",
+    "load_face_folder",
     "load_orl_faces",
     "load_lfw_people",
     "load_lfw_pairs",
@@ -85,6 +91,7 @@ __all__ = [
 ]
 
 OnError = Literal["raise", "skip"]
+Duplicates = Literal["warn", "drop", "raise", "ignore"]
 Crop = tuple[float, float, float, float]
 
 FAIRFACE_RACES: tuple[str, ...] = (
@@ -139,6 +146,11 @@ LFW_PAIR_FILES: dict[str, RemoteFile] = {
 }
 # The AT&T archive publishes no checksum: the download is verified by its
 # structure instead (40 folders s1..s40 of 10 decodable 92 x 112 PGM images).
+#: The original Olivetti faces (scikit-learn's figshare mirror and checksum), 400 x 4096 in a MATLAB file.
+OLIVETTI_MAT = RemoteFile(
+    "https://ndownloader.figshare.com/files/5976027", "olivettifaces.mat",
+    sha256="b612fb967f2dc77c9c62d3e1266e0c73d5fca46a4b8906c18e454d41af987794",
+)
 ORL_ARCHIVE = RemoteFile("https://www.cl.cam.ac.uk/Research/DTG/attarchive/pub/data/att_faces.zip", "att_faces.zip")
 
 
@@ -172,11 +184,39 @@ def _crop_box(width: int, height: int, crop: Crop | None) -> tuple[int, int, int
     return (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
 
 
+#: Bumped whenever decoding or preprocessing changes what pixels a file gives (part of every cache key).
+PREPROCESS_VERSION = 2
+_SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
+
+
+def _to_8bit(image: Image.Image, *, rgb: bool) -> Image.Image:
+    """Any Pillow mode to 8-bit ``"RGB"`` or ``"L"``, scaling (never clipping) deeper pixels.
+
+    16-bit grey (``I;16*``, and ``I`` holding values above 255) is divided by
+    257 (65535 -> 255); float (``F``) images in ``[0, 1]`` are multiplied by
+    255; transparent pixels are composited onto white.
+    """
+    mode = image.mode
+    if mode in _SIXTEEN_BIT or mode in ("I", "F"):
+        arr = np.asarray(image, dtype=np.float64)
+        if mode in _SIXTEEN_BIT or (mode == "I" and arr.size and arr.max() > 255):
+            arr = arr / 257.0
+        elif mode == "F" and arr.size and arr.max() <= 1.0:
+            arr = arr * 255.0
+        image = Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8), mode="L")
+    elif mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return image.convert("RGB" if rgb else "L")
+
+
 def preprocess_face(image: Image.Image, *, image_size: int, rgb: bool, crop: Crop | None = None) -> np.ndarray:
     """Crop, square and resize one face image.
 
     Args:
-        image: a PIL image of any mode.
+        image: a PIL image of any mode (16-bit and float images are scaled
+            to 8 bits, see :func:`_to_8bit`).
         image_size: side of the output square.
         rgb: three channels (``True``) or grey (``False``).
         crop: ``(left, top, right, bottom)`` as fractions of the image, taken
@@ -185,7 +225,7 @@ def preprocess_face(image: Image.Image, *, image_size: int, rgb: bool, crop: Cro
     Returns:
         ``uint8`` array ``(C, image_size, image_size)``, ``C`` 3 or 1.
     """
-    image = image.convert("RGB" if rgb else "L")
+    image = _to_8bit(image, rgb=rgb)
     box = _crop_box(image.width, image.height, crop)
     if box != (0, 0, image.width, image.height):
         image = image.crop(box)  # crop first: resize(box=...) would filter in pixels from outside the box
@@ -208,7 +248,8 @@ def read_face(path: Path | str, *, image_size: int, rgb: bool, crop: Crop | None
                 need = math.ceil(image_size / max(min(fw, fh), 1e-3))
                 im.draft(im.mode, (need, need))
             im.load()
-            return preprocess_face(im, image_size=image_size, rgb=rgb, crop=crop)
+            oriented = ImageOps.exif_transpose(im)  # phone photos store their rotation in EXIF
+            return preprocess_face(oriented, image_size=image_size, rgb=rgb, crop=crop)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise ImageDecodeError(
             f"Cannot decode the image {path}: {err}. The file is corrupted, truncated or not an image: "
@@ -272,7 +313,7 @@ def _decode_cached(
     cache: bool,
 ) -> tuple[torch.Tensor, np.ndarray]:
     """:func:`decode_faces` through the tensor cache; skipped files warn once per call."""
-    options = hashlib.sha1(repr((rgb, crop)).encode()).hexdigest()[:8]
+    options = hashlib.sha1(repr((rgb, crop, PREPROCESS_VERSION)).encode()).hexdigest()[:8]
     key = f"{'rgb' if rgb else 'grey'}-{options}-{fingerprint_files(paths, root=root)}"
 
     def build() -> dict[str, torch.Tensor]:
@@ -336,6 +377,330 @@ def face_transform(
     return v2.Compose(steps)
 
 
+# ------------------------------------------------------------------ files on disk
+#: Files that are never images and never worth a warning.
+_IGNORED_NAMES = {"thumbs.db", "desktop.ini", "readme", "readme.txt", "readme.md", "license", "license.txt"}
+_TEXT_SUFFIXES = {".txt", ".csv", ".md", ".json", ".yaml", ".yml", ".xml", ".html", ".pdf", ".py", ".zip", ".tgz",
+                  ".gz", ".tar", ".mat", ".pkz", ".npz", ".npy", ".pt", ".pth"}
+_NATURAL = re.compile(r"(\d+)")
+
+
+def _natural_key(text: str) -> tuple[Any, ...]:
+    """Sort ``s2`` before ``s10`` and ``img2.jpg`` before ``img10.jpg``."""
+    return tuple(int(t) if t.isdigit() else t.lower() for t in _NATURAL.split(text))
+
+
+def _image_suffixes() -> set[str]:
+    Image.init()
+    return {ext.lower() for ext in Image.registered_extensions()}
+
+
+def _is_image_file(path: Path, suffixes: set[str]) -> bool:
+    """By extension when it has a known one; otherwise by asking Pillow to read the header."""
+    suffix = path.suffix.lower()
+    if suffix in suffixes:
+        return True
+    if suffix in _TEXT_SUFFIXES or path.name.lower() in _IGNORED_NAMES:
+        return False
+    try:
+        with Image.open(path) as im:
+            return bool(im.format)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False
+
+
+def _find_duplicates(paths: Sequence[Path], *, root: Path, names: bool) -> tuple[dict[str, list[int]], list[list[int]]]:
+    """Duplicate file names (when ``names``) and byte-identical files among ``paths``.
+
+    Returns:
+        ``{file name: [indices]}`` for names found in more than one folder, and
+        groups of indices whose bytes are identical (only same-size files are hashed).
+    """
+    by_name: dict[str, list[int]] = {}
+    if names:
+        for i, p in enumerate(paths):
+            by_name.setdefault(p.name.lower(), []).append(i)
+        by_name = {n: ix for n, ix in by_name.items() if len(ix) > 1}
+    by_size: dict[int, list[int]] = {}
+    for i, p in enumerate(paths):
+        by_size.setdefault(os.stat(p).st_size, []).append(i)
+    same_bytes: list[list[int]] = []
+    for group in by_size.values():
+        if len(group) < 2:
+            continue
+        by_hash: dict[str, list[int]] = {}
+        for i in group:
+            by_hash.setdefault(content_digest(paths[i]), []).append(i)
+        same_bytes += [ix for ix in by_hash.values() if len(ix) > 1]
+    return by_name, sorted(same_bytes)
+
+
+def _handle_duplicates(paths: Sequence[Path], *, root: Path, duplicates: Duplicates, names: bool,
+                       what: str) -> np.ndarray:
+    """Warn once about duplicated names and byte-identical files; return the mask of files to keep.
+
+    With ``duplicates="drop"`` only the first file of each group (in ``paths``
+    order) is kept; ``"warn"`` keeps all; ``"raise"`` raises
+    :class:`DataFormatError`; ``"ignore"`` skips the check (and its hashing).
+    """
+    if duplicates not in ("warn", "drop", "raise", "ignore"):
+        raise ValueError(f"duplicates={duplicates!r}; use 'warn', 'drop', 'raise' or 'ignore'.")
+    keep = np.ones(len(paths), dtype=bool)
+    if duplicates == "ignore" or len(paths) < 2:
+        return keep
+    by_name, same_bytes = _find_duplicates(paths, root=root, names=names)
+    if not by_name and not same_bytes:
+        return keep
+
+    def rel(i: int) -> str:
+        return os.path.relpath(paths[i], root)
+
+    parts, examples = [], []
+    if by_name:
+        extra = sum(len(ix) - 1 for ix in by_name.values())
+        parts.append(f"{len(by_name)} file name(s) appear in more than one folder ({extra} extra file(s))")
+        ix = next(iter(by_name.values()))
+        examples.append(" = ".join(rel(i) for i in ix[:3]))
+    if same_bytes:
+        extra = sum(len(ix) - 1 for ix in same_bytes)
+        parts.append(f"{len(same_bytes)} group(s) of byte-identical files ({extra} extra copy/copies)")
+        examples.append(" = ".join(rel(i) for i in same_bytes[0][:3]))
+    for ix in [*by_name.values(), *same_bytes]:
+        keep[ix[1:]] = False
+    message = (f"{what} in {root}: " + "; ".join(parts) + f", e.g. {'; '.join(examples)}. Each duplicate counts "
+               "an image twice (it shifts group shares and leaks between train and test splits).")
+    if duplicates == "raise":
+        raise DataFormatError(message + " Remove the copies, or pass duplicates='drop'.")
+    if duplicates == "drop":
+        warnings.warn(message + f" Dropped {int((~keep).sum())} file(s), keeping the first of each group.",
+                      DataWarning, stacklevel=3)
+        return keep
+    warnings.warn(message + " Remove the copies, or pass duplicates='drop' to keep the first of each.",
+                  DataWarning, stacklevel=3)
+    return np.ones(len(paths), dtype=bool)
+
+
+def _read_csv(path: Path, *, what: str) -> pd.DataFrame:
+    """Read a CSV as strings, naming the file in every encoding or emptiness error.
+
+    UTF-8 (with or without a byte-order mark) and UTF-16 with a byte-order
+    mark (what spreadsheets write as "Unicode text") are read; anything else
+    raises :class:`DataFormatError` with the fix.
+    """
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataFormatError(f"{path} is empty (0 rows, no header). {what}")
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        encoding = "utf-16"
+    else:
+        encoding = "utf-8-sig"
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise DataFormatError(
+            f"{path} is not UTF-8 text ({err.reason} at byte {err.start}). Save it again as 'CSV UTF-8' "
+            f"(in a spreadsheet: Save As > CSV UTF-8). {what}"
+        ) from None
+    import io
+
+    sep = "\t" if encoding == "utf-16" and "\t" in text.splitlines()[0] and "," not in text.splitlines()[0] else ","
+    try:
+        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True, sep=sep)
+    except pd.errors.EmptyDataError:
+        raise DataFormatError(f"{path} has no header and no rows. {what}") from None
+    except pd.errors.ParserError as err:
+        raise DataFormatError(f"{path} is not a well-formed CSV file: {err}. {what}") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    return table
+
+
+def _normalise_relpath(value: str) -> str:
+    """``val/./1.jpg``, ``val//1.jpg`` and ``val\\\\1.jpg`` all become ``val/1.jpg`` (one image, one key)."""
+    value = value.strip().replace("\\", "/")
+    if not value:
+        return value
+    return posixpath.normpath(value)
+
+
+def _unsafe_relpath(value: str) -> bool:
+    return not value or value in (".", "..") or value.startswith(("/", "../"))
+
+
+# ------------------------------------------------------------ one folder per person
+def _scan_face_folder(folder: Path) -> tuple[list[Path], list[int], list[str], list[str]]:
+    """``(paths, person index, person names, ignored files)`` of ``folder/<person>/<image>``."""
+    suffixes = _image_suffixes()
+    people = sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "_"))),
+                    key=lambda d: _natural_key(d.name))
+    paths: list[Path] = []
+    person: list[int] = []
+    names: list[str] = []
+    ignored: list[str] = []
+    loose = [f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")]
+    ignored += [f.name for f in loose if _is_image_file(f, suffixes)]  # images outside any person folder
+    for d in people:
+        files = sorted((f for f in d.rglob("*") if f.is_file() and not any(
+            part.startswith(".") for part in f.relative_to(d).parts)), key=lambda f: _natural_key(str(f.relative_to(d))))
+        images = []
+        for f in files:
+            if _is_image_file(f, suffixes):
+                images.append(f)
+            elif f.name.lower() not in _IGNORED_NAMES:
+                ignored.append(str(f.relative_to(folder)))
+        if not images:
+            continue
+        paths += images
+        person += [len(names)] * len(images)
+        names.append(d.name)
+    return paths, person, names, ignored
+
+
+def _describe_folder(folder: Path, limit: int = 8) -> str:
+    """A short listing of what ``folder`` holds, for error messages."""
+    if not folder.exists():
+        return f"{folder} does not exist"
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    entries = sorted(folder.iterdir(), key=lambda p: _natural_key(p.name))
+    if not entries:
+        return f"{folder} is empty"
+    shown = [p.name + ("/" if p.is_dir() else "") for p in entries[:limit]]
+    more = f" ... ({len(entries)} entries)" if len(entries) > limit else ""
+    return f"{folder} holds " + ", ".join(shown) + more
+
+
+def load_face_folder(
+    root: Path | str,
+    *,
+    image_size: int = 64,
+    rgb: bool = False,
+    min_images_per_person: int = 1,
+    attributes_csv: Path | str | None = None,
+    group_columns: Sequence[str] | None = None,
+    crop: Crop | None = None,
+    on_error: OnError = "raise",
+    duplicates: Duplicates = "warn",
+    name: str | None = None,
+    transform: Callable[[torch.Tensor], Any] | None = None,
+    cache: bool = True,
+) -> TensorImageDataset:
+    """Your own photos, one folder per person: ``root/<person>/<any image>``.
+
+    Every file Pillow can read counts, with or without an extension (JPEG,
+    PNG, PGM, TIFF, WebP, HEIC only with a plugin ...); EXIF rotation is
+    applied; 16-bit images are scaled to 8 bits. Folder names become the
+    class names (natural order: ``s2`` before ``s10``). Images in
+    sub-folders of a person's folder belong to that person.
+
+    Args:
+        root: the folder that holds one folder per person.
+        image_size: side of the square output (centred square crop, then resize).
+        rgb: colour (``True``) or grey.
+        min_images_per_person: leave out people with fewer images (with a warning).
+        attributes_csv: optional CSV with a ``file`` column (paths relative to
+            ``root``, e.g. ``alice/1.jpg``) and any other per-image columns
+            (``age``, ``group`` ...), merged into ``attributes``.
+        group_columns: which CSV columns are demographic groups (default: all
+            columns of the CSV except ``file``).
+        crop: fractional crop before the centred square.
+        on_error: ``"skip"`` drops undecodable images with one counted warning.
+        duplicates: byte-identical files are reported in one warning
+            (``"warn"``), dropped (``"drop"``, first kept), refused
+            (``"raise"``) or not looked for (``"ignore"``).
+        name: the data set's name (default: the folder's name).
+        transform, cache: as for :func:`load_orl_faces`.
+
+    Returns:
+        The same kind of data set as :func:`load_orl_faces`: images ``(N, C, S, S)``
+        sorted by person, ``targets`` person index, ``classes`` folder names,
+        ``attributes`` ``name``, ``file`` (relative to ``root``) plus the CSV's columns.
+
+    Raises:
+        DatasetNotFoundError: ``root`` does not exist.
+        DataFormatError: no person folder with images (the message lists what
+            ``root`` holds), or an attributes CSV that does not fit.
+    """
+    _check_on_error(on_error)
+    folder = Path(root).expanduser()
+    if not folder.is_dir():
+        raise DatasetNotFoundError(
+            f"No face folder at {folder} ({_describe_folder(folder)}). Expected one folder per person, "
+            f"e.g. {folder}/alice/1.jpg, {folder}/bob/photo.png."
+        )
+    paths, person, names, ignored = _scan_face_folder(folder)
+    if ignored:
+        _warn_skipped("files that are not images in a person folder (or images directly in the root)", ignored,
+                      len(paths) + len(ignored), "Move images into a folder named after the person.")
+    if not paths:
+        raise DataFormatError(
+            f"{folder} has no person folders with images: {_describe_folder(folder)}. Expected one folder per "
+            f"person with image files inside, e.g. {folder}/alice/1.jpg (any format Pillow reads)."
+        )
+    person_arr = np.asarray(person, dtype=np.int64)
+    counts = np.bincount(person_arr, minlength=len(names))
+    few = [f"{names[k]} ({counts[k]})" for k in np.flatnonzero(counts < min_images_per_person)]
+    if few:
+        _warn_skipped(f"people with fewer than {min_images_per_person} images", few, len(names), "They are left out.")
+        keep_people = counts >= min_images_per_person
+        mask = keep_people[person_arr]
+        if not mask.any():
+            raise DataFormatError(f"No person in {folder} has >= {min_images_per_person} images; lower "
+                                  "min_images_per_person.")
+        paths = [p for p, m in zip(paths, mask) if m]
+        remap = np.cumsum(keep_people) - 1
+        person_arr = remap[person_arr[mask]]
+        names = [n for n, k in zip(names, keep_people) if k]
+    keep = _handle_duplicates(paths, root=folder, duplicates=duplicates, names=False, what="Face folder")
+    if not keep.all():
+        paths = [p for p, k in zip(paths, keep) if k]
+        person_arr = person_arr[keep]
+    files = [p.relative_to(folder).as_posix() for p in paths]
+    attributes = pd.DataFrame({"name": [names[k] for k in person_arr], "file": files})
+    groups: tuple[str, ...] = ()
+    if attributes_csv is not None:
+        attributes, groups = _merge_attributes(attributes, Path(attributes_csv), folder, group_columns)
+    images, ok = _decode_cached(f"folder-{folder.name}", hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:8],
+                                paths, root=folder, image_size=image_size, rgb=rgb, crop=crop, on_error=on_error,
+                                cache=cache)
+    ds = TensorImageDataset(images, person_arr, classes=names, attributes=attributes, group_columns=groups,
+                            name=name or folder.name, target_name="identity", transform=transform)
+    return ds if ok.all() else ds.subset(np.flatnonzero(ok))
+
+
+def _merge_attributes(attributes: pd.DataFrame, csv: Path, folder: Path,
+                      group_columns: Sequence[str] | None) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Left-join a per-image CSV (``file`` + columns) onto ``attributes`` by normalised path."""
+    fix = "The attributes CSV needs a 'file' column with paths relative to the face folder (alice/1.jpg)."
+    if not csv.is_file():
+        raise DatasetNotFoundError(f"The attributes CSV {csv} does not exist. {fix}")
+    table = _read_csv(csv, what=fix)
+    if "file" not in table.columns:
+        raise DataFormatError(f"{csv} has no 'file' column; it has {list(table.columns)}. {fix}")
+    keys = table["file"].map(_normalise_relpath)
+    unsafe = [f"row {i + 1}: {table['file'].iat[i]!r}" for i in np.flatnonzero(keys.map(_unsafe_relpath).to_numpy())]
+    dup = keys.duplicated(keep=False).to_numpy()
+    if unsafe or dup.any():
+        listed = unsafe + [f"row {i + 1}: {table['file'].iat[i]!r} (= {keys.iat[i]})" for i in np.flatnonzero(dup)]
+        raise DataFormatError(f"{csv}: {len(unsafe)} path(s) outside the folder and {int(dup.sum())} row(s) naming "
+                              f"an image more than once (one image, one label): " + "; ".join(listed[:5]) + f". {fix}")
+    extra = [c for c in table.columns if c != "file" and c not in ("name",)]
+    table = table.assign(file=keys).set_index("file")[extra]
+    unmatched = sorted(set(table.index) - set(attributes["file"]))
+    if unmatched:
+        _warn_skipped(f"rows of {csv.name} that name no image in {folder}", unmatched, len(table),
+                      "Check the paths (relative to the face folder).")
+    merged = attributes.join(table, on="file")
+    unlabelled = merged[extra].isna().all(axis=1) if extra else pd.Series(False, index=merged.index)
+    if unlabelled.any():
+        _warn_skipped(f"images without a row in {csv.name}", list(merged.loc[unlabelled, "file"]), len(merged),
+                      "Their attributes are missing (NA).")
+    groups = tuple(extra if group_columns is None else group_columns)
+    missing = [c for c in groups if c not in merged.columns]
+    if missing:
+        raise ValueError(f"group_columns {missing} are not columns of {csv}; it has {extra}.")
+    return merged, groups
+
+
 # ----------------------------------------------------------------------------- ORL
 def _missing(name: str, folder: Path, how: str) -> DatasetNotFoundError:
     hint = ""
@@ -344,30 +709,88 @@ def _missing(name: str, folder: Path, how: str) -> DatasetNotFoundError:
     return DatasetNotFoundError(f"{name} not found at {folder}{hint}. {how} See {_README}.")
 
 
+ORL_SUBJECTS, ORL_IMAGES_PER_SUBJECT = 40, 10
+
+
 def _scan_orl(folder: Path) -> tuple[list[Path], np.ndarray, list[str], np.ndarray]:
+    """Paths, subject index, subject names and image numbers of ``folder/sN/K.pgm``.
+
+    Case is ignored (``3.PGM`` counts). Two folders or files for the same
+    number (``s01`` next to ``s1``) raise; anything else unexpected (not 40
+    subjects x 10 images, other folders or files) is named in one warning.
+    """
     if not folder.is_dir():
         raise _missing(
             "The ORL/AT&T faces", folder,
             "Put the folders s1 ... s40 (each with 1.pgm ... 10.pgm) there, call "
             "download_orl_faces(), or use load_orl_faces(source='sklearn', download=True).",
         )
-    subjects = sorted(
-        (int(m.group(1)), d) for d in folder.iterdir() if d.is_dir() and (m := re.fullmatch(r"s(\d+)", d.name))
-    )
-    if not subjects:
-        raise DataFormatError(f"{folder} has no subject folders s1 ... s40. Unpack the ORL archive so that {folder}/s1/1.pgm exists.")
-    paths, subject_idx, numbers = [], [], []
+    by_number: dict[int, list[Path]] = {}
+    odd: list[str] = []
+    for d in sorted(folder.iterdir(), key=lambda p: _natural_key(p.name)):
+        m = re.fullmatch(r"s(\d+)", d.name, flags=re.IGNORECASE) if d.is_dir() else None
+        if m:
+            by_number.setdefault(int(m.group(1)), []).append(d)
+        elif not d.name.startswith(".") and d.name.lower() not in _IGNORED_NAMES:
+            odd.append(d.name + ("/" if d.is_dir() else ""))
+    clash = [" and ".join(p.name for p in ds) for ds in by_number.values() if len(ds) > 1]
+    if clash:
+        raise DataFormatError(f"{folder} has two folders for the same subject: {'; '.join(clash)}. Keep one of each "
+                              "(the official layout is s1 ... s40).")
+    if not by_number:
+        raise DataFormatError(f"{folder} has no subject folders s1 ... s40 ({_describe_folder(folder)}). Unpack the "
+                              f"ORL archive so that {folder}/s1/1.pgm exists, or use load_face_folder() for "
+                              "other layouts.")
+    subjects = sorted((n, ds[0]) for n, ds in by_number.items())
+    paths, subject_idx, numbers, counts = [], [], [], {}
     for k, (_, d) in enumerate(subjects):
-        images = sorted(
-            (int(m.group(1)), f) for f in d.iterdir() if f.is_file() and (m := re.fullmatch(r"(\d+)\.pgm", f.name))
-        )
+        images: dict[int, list[Path]] = {}
+        for f in d.iterdir():
+            m = re.fullmatch(r"(\d+)\.pgm", f.name, flags=re.IGNORECASE) if f.is_file() else None
+            if m:
+                images.setdefault(int(m.group(1)), []).append(f)
+            elif not f.name.startswith(".") and f.name.lower() not in _IGNORED_NAMES:
+                odd.append(f"{d.name}/{f.name}")
+        twice = [" and ".join(sorted(p.name for p in fs)) for fs in images.values() if len(fs) > 1]
+        if twice:
+            raise DataFormatError(f"{d} has two files for the same image: {'; '.join(twice)}. Keep one of each.")
         if not images:
-            raise DataFormatError(f"The ORL subject folder {d} is empty: expected 1.pgm ... 10.pgm. Restore it from the archive or delete it.")
-        for number, f in images:
-            paths.append(f)
+            raise DataFormatError(f"The ORL subject folder {d} is empty: expected 1.pgm ... 10.pgm. Restore it from "
+                                  "the archive or delete it.")
+        counts[d.name] = len(images)
+        for number in sorted(images):
+            paths.append(images[number][0])
             subject_idx.append(k)
             numbers.append(number)
+    _warn_orl_layout(folder, [n for n, _ in subjects], counts, odd)
     return paths, np.asarray(subject_idx), [d.name for _, d in subjects], np.asarray(numbers)
+
+
+def _warn_orl_layout(folder: Path, numbers: list[int], counts: dict[str, int], odd: list[str]) -> None:
+    """One warning naming every deviation from s1 ... s40 x 1.pgm ... 10.pgm."""
+    expected = set(range(1, ORL_SUBJECTS + 1))
+    problems = []
+    missing = sorted(expected - set(numbers))
+    extra = sorted(set(numbers) - expected)
+    if missing:
+        problems.append(f"missing subject folder(s) {', '.join(f's{n}' for n in missing[:10])}"
+                        + (" ..." if len(missing) > 10 else ""))
+    if extra:
+        problems.append(f"extra subject folder(s) {', '.join(f's{n}' for n in extra[:10])}")
+    uneven = [f"{name} ({c})" for name, c in counts.items() if c != ORL_IMAGES_PER_SUBJECT]
+    if uneven:
+        problems.append(f"folders without {ORL_IMAGES_PER_SUBJECT} images: {', '.join(uneven[:10])}"
+                        + (" ..." if len(uneven) > 10 else ""))
+    if odd:
+        problems.append(f"ignored entries: {', '.join(odd[:10])}" + (" ..." if len(odd) > 10 else ""))
+    if problems:
+        warnings.warn(
+            f"{folder} is not the official ORL layout ({ORL_SUBJECTS} folders s1 ... s{ORL_SUBJECTS} of "
+            f"{ORL_IMAGES_PER_SUBJECT} images 1.pgm ... {ORL_IMAGES_PER_SUBJECT}.pgm): found {len(numbers)} "
+            f"subject(s) and {sum(counts.values())} image(s); " + "; ".join(problems) + ". Loaded what is there; "
+            "restore the archive (download_orl_faces()) or use load_face_folder() for your own layout.",
+            DataWarning, stacklevel=4,
+        )
 
 
 def _resize_uint8(images: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -378,18 +801,33 @@ def _resize_uint8(images: torch.Tensor, image_size: int) -> torch.Tensor:
 
 
 def _olivetti(home: Path, *, download: bool) -> tuple[torch.Tensor, np.ndarray] | None:
-    from sklearn.datasets import fetch_olivetti_faces
+    """The 400 Olivetti faces from the original ``olivettifaces.mat`` (sha256-checked), never from a pickle.
 
-    if not download and not home.is_dir():  # nothing there; and sklearn would create the folder
-        return None
+    scikit-learn's ``fetch_olivetti_faces`` converts the ``.mat`` into
+    ``olivetti.pkz``, a joblib pickle it writes itself (no published
+    checksum), and unpickling runs code: a crafted file in a shared data
+    directory could run anything. So the ``.mat`` is kept and read with
+    ``scipy.io.loadmat``, and a ``.pkz`` is never opened.
+    """
+    from scipy.io import loadmat
+
+    mat = home / OLIVETTI_MAT.filename
+    if not mat.is_file():
+        if not download:
+            return None
+        download_file(OLIVETTI_MAT.url, mat, sha256=OLIVETTI_MAT.sha256)
+    elif OLIVETTI_MAT.sha256 and file_digest(mat) != OLIVETTI_MAT.sha256:
+        raise DataFormatError(f"{mat} does not have the published sha256 {OLIVETTI_MAT.sha256}; delete it and call "
+                              "load_orl_faces(source='sklearn', download=True).")
     try:
-        bunch = fetch_olivetti_faces(data_home=str(home), download_if_missing=download)
-    except OSError:
-        if download:
-            raise
-        return None
-    images = torch.from_numpy(np.round(bunch.images * 255.0).clip(0, 255).astype(np.uint8))[:, None]
-    return images, np.asarray(bunch.target, dtype=np.int64)
+        faces = np.asarray(loadmat(str(mat))["faces"], dtype=np.float32).T
+    except (KeyError, ValueError, OSError) as err:
+        raise DataFormatError(f"{mat} is not the Olivetti faces file ({err}); delete it and download again.") from err
+    faces = faces - faces.min()  # scikit-learn's scaling, then (N, 64, 64) in row-major order
+    faces /= max(float(faces.max()), 1e-12)
+    faces = faces.reshape(-1, 64, 64).transpose(0, 2, 1)
+    images = torch.from_numpy(np.round(faces * 255.0).clip(0, 255).astype(np.uint8))[:, None]
+    return images, np.arange(len(faces), dtype=np.int64) // 10
 
 
 def load_orl_faces(
@@ -400,6 +838,7 @@ def load_orl_faces(
     source: Literal["auto", "folder", "sklearn"] = "auto",
     download: bool = False,
     crop: Crop | None = None,
+    duplicates: Duplicates = "warn",
     transform: Callable[[torch.Tensor], Any] | None = None,
     cache: bool = True,
 ) -> TensorImageDataset:
@@ -410,11 +849,17 @@ def load_orl_faces(
             ``root/orl_faces/s1..s40/1..10.pgm`` (92 x 112 grey PGM).
         image_size: side of the square output images.
         rgb: repeat the grey channel three times (for ImageNet models).
-        source: ``"folder"``, ``"sklearn"`` (``fetch_olivetti_faces`` with
-            ``data_home=root/scikit_learn_data``; 64 x 64 crops of the same
-            faces) or ``"auto"`` (folder if present, else sklearn's copy).
-        download: let the sklearn source download (figshare, checksummed).
+        source: ``"folder"``, ``"sklearn"`` (the original
+            ``root/scikit_learn_data/olivettifaces.mat`` that scikit-learn
+            downloads, read with ``scipy.io.loadmat``; 64 x 64 crops of the
+            same faces; its ``olivetti.pkz`` pickle is never read) or
+            ``"auto"`` (folder if present, else the ``.mat``).
+        download: let the sklearn source download the ``.mat`` (figshare, sha256-checked).
         crop: fractional crop before the centred square (folder source only).
+        duplicates: byte-identical images are named in one warning
+            (``"warn"``), dropped (``"drop"``), refused (``"raise"``) or not
+            looked for (``"ignore"``); the same option in every loader.
+            A layout other than 40 x 10 is named in one warning too.
         transform: applied to each float image on indexing.
         cache: use the decoded-tensor cache.
 
@@ -429,6 +874,9 @@ def load_orl_faces(
     use_folder = source == "folder" or (source == "auto" and (root / DATASET_MARKERS["orl_faces"]).exists())
     if use_folder:
         paths, subject, names, numbers = _scan_orl(folder)
+        keep = _handle_duplicates(paths, root=folder, duplicates=duplicates, names=False, what="ORL faces")
+        if not keep.all():
+            paths, subject, numbers = [p for p, k in zip(paths, keep) if k], subject[keep], numbers[keep]
         images, _ = _decode_cached("orl_faces", "all", paths, root=folder, image_size=image_size, rgb=rgb,
                                    crop=crop, on_error="raise", cache=cache)
         attributes = pd.DataFrame({"subject": [names[s] for s in subject], "image": numbers})
@@ -438,8 +886,10 @@ def load_orl_faces(
         if got is None:
             raise _missing(
                 "The ORL/AT&T faces", folder,
-                f"Neither the folder layout nor scikit-learn's Olivetti copy in {home} is there. Put s1 ... s40 "
-                "in the folder, call download_orl_faces(), or load_orl_faces(source='sklearn', download=True).",
+                f"Neither the folder layout nor the Olivetti file {home / OLIVETTI_MAT.filename} is there. Put "
+                "s1 ... s40 in the folder, call download_orl_faces(), or load_orl_faces(source='sklearn', "
+                "download=True)." + (" (scikit-learn's olivetti.pkz is never read: unpickling it could run code.)"
+                                     if (home / "olivetti.pkz").is_file() else ""),
             )
         images, subject = got
         images = _resize_uint8(images, image_size)
@@ -520,6 +970,7 @@ def load_lfw_people(
     funneled: bool = True,
     crop: Crop | None = LFW_CROP,
     on_error: OnError = "raise",
+    duplicates: Duplicates = "warn",
     transform: Callable[[torch.Tensor], Any] | None = None,
     cache: bool = True,
 ) -> TensorImageDataset:
@@ -531,27 +982,22 @@ def load_lfw_people(
         rgb: colour (``True``) or grey.
         min_faces_per_person: keep people with at least this many images.
         max_people: keep only the people with the most images (ties by name).
-        source: ``"folder"``, ``"sklearn"`` (``fetch_lfw_people`` with
-            ``data_home=root/scikit_learn_data``) or ``"auto"`` (folder if present).
+        source: ``"folder"``, ``"sklearn"`` (the image folder scikit-learn
+            extracted into ``root/scikit_learn_data/lfw_home``; its joblib
+            cache is never unpickled) or ``"auto"`` (``root/lfw`` if present,
+            else scikit-learn's folder).
         download: download when missing (folder: :func:`download_lfw`).
         funneled: the funneled (aligned) variant when downloading / via sklearn.
         crop: fractional face crop of the 250 x 250 images (:data:`LFW_CROP`).
         on_error: ``"skip"`` drops undecodable images with one warning.
-        transform, cache: as for :func:`load_orl_faces`.
+        duplicates, transform, cache: as for :func:`load_orl_faces`.
 
     Returns:
         Images ``(N, C, S, S)`` sorted by person, ``targets`` person index,
         ``classes`` folder names (``George_W_Bush``), ``attributes`` ``name``, ``file``.
     """
     root = _root(root)
-    folder = _lfw_folder(root)
-    if source == "sklearn" or (source == "auto" and not folder.is_dir() and not download):
-        if source == "auto" and not (root / "scikit_learn_data" / "lfw_home").is_dir():
-            raise _missing("LFW", folder, "Call download_lfw() (or load_lfw_people(download=True)).")
-        return _lfw_people_sklearn(root, image_size=image_size, rgb=rgb, min_faces_per_person=min_faces_per_person,
-                                   max_people=max_people, download=download, funneled=funneled, transform=transform)
-    if download and not folder.is_dir():
-        download_lfw(root, funneled=funneled)
+    folder, _ = _lfw_location(root, source=source, funneled=funneled, download=download)
     people = _scan_lfw(folder)
     kept = {n: f for n, f in people.items() if len(f) >= min_faces_per_person}
     if max_people is not None:
@@ -561,6 +1007,9 @@ def load_lfw_people(
     names = sorted(kept)
     paths = [f for n in names for f in kept[n]]
     targets = np.concatenate([np.full(len(kept[n]), i) for i, n in enumerate(names)])
+    keep = _handle_duplicates(paths, root=folder, duplicates=duplicates, names=False, what="LFW")
+    if not keep.all():
+        paths, targets = [p for p, k in zip(paths, keep) if k], targets[keep]
     split = f"people-min{min_faces_per_person}-max{max_people}"
     images, ok = _decode_cached("lfw", split, paths, root=folder, image_size=image_size, rgb=rgb, crop=crop,
                                 on_error=on_error, cache=cache)
@@ -570,42 +1019,28 @@ def load_lfw_people(
     return ds if ok.all() else ds.subset(np.flatnonzero(ok))
 
 
-def _sklearn_lfw_kwargs(image_size: int) -> dict[str, Any]:
-    side = 110  # the LFW_CROP square on 250 x 250 images
-    return {"slice_": (slice(77, 77 + side), slice(70, 70 + side)), "resize": image_size / side}
+def _lfw_location(root: Path, *, source: str, funneled: bool, download: bool) -> tuple[Path, Path]:
+    """``(image folder, folder of the pairs files)`` for ``source``; downloads with :func:`download_lfw` if asked.
 
-
-def _lfw_people_sklearn(root: Path, *, image_size: int, rgb: bool, min_faces_per_person: int,
-                        max_people: int | None, download: bool, funneled: bool,
-                        transform: Callable[[torch.Tensor], Any] | None) -> TensorImageDataset:
-    from sklearn.datasets import fetch_lfw_people
-
-    bunch = fetch_lfw_people(data_home=str(root / "scikit_learn_data"), funneled=funneled, color=rgb,
-                             min_faces_per_person=min_faces_per_person, download_if_missing=download,
-                             **_sklearn_lfw_kwargs(image_size))
-    images = _sk_images(bunch.images, image_size)
-    order = np.argsort(bunch.target, kind="stable")
-    targets = bunch.target[order]
-    names = [str(n).replace(" ", "_") for n in bunch.target_names]
-    ds = TensorImageDataset(images[torch.from_numpy(order)], targets, classes=names,
-                            attributes=pd.DataFrame({"name": [names[t] for t in targets]}),
-                            name="lfw", target_name="identity", transform=transform)
-    if max_people is not None:
-        counts = np.bincount(targets)
-        keep_ids = sorted(np.argsort(-counts, kind="stable")[:max_people])
-        ds = ds.subset(np.flatnonzero(np.isin(targets, keep_ids)))
-        remap = {old: new for new, old in enumerate(keep_ids)}
-        ds.targets = np.array([remap[t] for t in ds.targets], dtype=np.int64)
-        ds.classes = [names[i] for i in keep_ids]
-    return ds
-
-
-def _sk_images(images: np.ndarray, image_size: int) -> torch.Tensor:
-    """sklearn float images in [0, 1], (N, H, W) or (N, H, W, 3), to uint8 (N, C, S, S)."""
-    arr = np.asarray(images)
-    arr = arr[:, None] if arr.ndim == 3 else arr.transpose(0, 3, 1, 2)
-    t = torch.from_numpy(np.round(arr * 255.0).clip(0, 255).astype(np.uint8))
-    return _resize_uint8(t, image_size)
+    ``"sklearn"`` reads the folders scikit-learn extracted into
+    ``root/scikit_learn_data/lfw_home`` (``lfw_funneled/`` or ``lfw/`` and the
+    pairs files), never its joblib cache: unpickling that could run code.
+    """
+    if source not in ("auto", "folder", "sklearn"):
+        raise ValueError(f"source={source!r}; use 'auto', 'folder' or 'sklearn'.")
+    own = _lfw_folder(root)
+    home = root / "scikit_learn_data" / "lfw_home"
+    sk = home / ("lfw_funneled" if funneled else "lfw")
+    if source in ("auto", "sklearn") and not (source == "auto" and own.is_dir()) and sk.is_dir():
+        return sk, home
+    if source == "sklearn" and not download:
+        raise _missing("scikit-learn's LFW folder", sk, "Call load_lfw_people(download=True) or download_lfw() "
+                       "(scikit-learn's joblib cache of LFW is never read: unpickling it could run code).")
+    if download and not own.is_dir():
+        download_lfw(root, funneled=funneled)
+    if not own.is_dir():
+        raise _missing("LFW", own, "Call download_lfw() (or load_lfw_people(download=True)).")
+    return own, own
 
 
 def parse_lfw_pairs(path: Path | str) -> pd.DataFrame:
@@ -682,20 +1117,8 @@ def load_lfw_pairs(
     if subset not in LFW_PAIR_FILES:
         raise ValueError(f"subset={subset!r}; use one of {list(LFW_PAIR_FILES)}.")
     root = _root(root)
-    folder = _lfw_folder(root)
-    pairs_file = folder / LFW_PAIR_FILES[subset].filename
-    if source == "sklearn" or (source == "auto" and not pairs_file.is_file() and not download):
-        if source == "auto" and not (root / "scikit_learn_data" / "lfw_home").is_dir():
-            raise _missing(f"The LFW pairs file {pairs_file.name}", pairs_file, "Call download_lfw().")
-        from sklearn.datasets import fetch_lfw_pairs
-
-        bunch = fetch_lfw_pairs(subset=subset, data_home=str(root / "scikit_learn_data"), funneled=funneled,
-                                color=rgb, download_if_missing=download, **_sklearn_lfw_kwargs(image_size))
-        n = len(bunch.target)
-        flat = bunch.pairs.reshape(2 * n, *bunch.pairs.shape[2:])
-        base = TensorImageDataset(_sk_images(flat, image_size), np.zeros(2 * n, dtype=np.int64),
-                                  classes=["unknown"], name="lfw", target_name="identity", transform=transform)
-        return PairDataset(base, pairs=np.arange(2 * n).reshape(n, 2), same=bunch.target.astype(bool))
+    folder, pairs_dir = _lfw_location(root, source=source, funneled=funneled, download=download)
+    pairs_file = pairs_dir / LFW_PAIR_FILES[subset].filename
     if download and not pairs_file.is_file():
         download_lfw(root, funneled=funneled)
     if not pairs_file.is_file():
@@ -748,15 +1171,37 @@ def _fairface_folder(root: Path) -> Path:
     return root / _marker_dir("fairface")
 
 
-def _bad_rows_message(csv: Path, bad: list[tuple[int, str, str]], allowed: dict[str, Sequence[str]]) -> str:
+_DATE_LIKE = re.compile(
+    r"^(?:\d{1,2}-(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*(?:-\d{2,4})?|"
+    r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*-\d{1,4}|"
+    r"\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}(?:[ t]\d{1,2}:\d{2}(?::\d{2})?)?)$",
+    re.IGNORECASE,
+)
+#: Spreadsheet spellings of the optional ``service_test`` column.
+_BOOLEAN_SPELLINGS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False,
+                      "wahr": True, "falsch": False, "vrai": True, "faux": False, "verdadero": True, "falso": False}
+
+
+def _bad_rows_message(csv: Path, bad: dict[int, list[tuple[str, str]]], allowed: dict[str, Sequence[str]],
+                      n_rows: int) -> str:
+    """One line per invalid row (all its bad cells), the first 5 rows shown, plus hints."""
     lines = []
-    for row, column, value in bad[:5]:
-        choices = allowed.get(column)
-        expect = f" (allowed: {', '.join(choices)})" if choices else ""
-        lines.append(f"  row {row} (line {row + 1}): {column}={value!r}{expect}")
-    more = f"\n  ... and {len(bad) - 5} more" if len(bad) > 5 else ""
-    return (f"{csv} has {len(bad)} invalid row(s):\n" + "\n".join(lines) + more +
-            "\nFix or delete those rows, re-download the official label file, or pass on_error='skip'.")
+    for row in sorted(bad)[:5]:
+        cells = "; ".join(f"{column}={value!r}" for column, value in bad[row])
+        lines.append(f"  row {row} (line {row + 1}): {cells}")
+    more = f"\n  ... and {len(bad) - 5} more row(s)" if len(bad) > 5 else ""
+    columns = sorted({c for cells in bad.values() for c, _ in cells})
+    allowed_lines = [f"  {c}: {', '.join(allowed[c])}" for c in columns if c in allowed]
+    hints = []
+    dates = [v for cells in bad.values() for c, v in cells if c == "age" and _DATE_LIKE.match(v.strip())]
+    if dates:
+        hints.append(f"{len(dates)} age value(s) look like dates (e.g. {dates[0]!r}): a spreadsheet turned age bins "
+                     "such as '3-9' and '10-19' into dates. Re-download the CSV, or import the age column as Text "
+                     "before saving.")
+    return (f"{csv} has {len(bad)} invalid row(s) of {n_rows}:\n" + "\n".join(lines) + more
+            + ("\nAllowed values:\n" + "\n".join(allowed_lines) if allowed_lines else "")
+            + ("\n" + "\n".join(hints) if hints else "")
+            + "\nFix or delete those rows, re-download the official label file, or pass on_error='skip'.")
 
 
 def load_fairface_labels(
@@ -775,6 +1220,12 @@ def load_fairface_labels(
             (86,744 train and 10,954 val rows) instead of the local sample's.
         on_error: ``"skip"`` drops invalid rows with one counted warning.
 
+    The file may be UTF-8 (with a byte-order mark) or UTF-16, as
+    spreadsheets save it; ``service_test`` (unused by the course) accepts
+    ``TRUE``/``FALSE``/``1``/``0``/``yes``/``no`` and empty cells, and an
+    unreadable value there only becomes NA. Paths are normalised
+    (``val/./1.jpg`` is ``val/1.jpg``), so one image cannot carry two labels.
+
     Returns:
         DataFrame with ``file`` (str, relative to ``fairface/``), ``age``
         (ordered categorical of :data:`FAIRFACE_AGES`), ``gender``, ``race``
@@ -783,7 +1234,9 @@ def load_fairface_labels(
 
     Raises:
         DatasetNotFoundError: the file is missing.
-        DataFormatError: missing columns; or invalid rows with ``on_error="raise"``.
+        DataFormatError: an empty, non-UTF-8/16 or malformed file, missing
+            columns; or invalid rows with ``on_error="raise"`` (counted by
+            row, each row listed once with all its bad cells).
     """
     _check_on_error(on_error)
     if split not in ("train", "val"):
@@ -793,8 +1246,7 @@ def load_fairface_labels(
     if not csv.is_file():
         what = "The full FairFace label files" if full else "The FairFace label file"
         raise _missing(what, csv, "Download the label CSVs from https://github.com/joojs/fairface and put them there.")
-    table = pd.read_csv(csv, dtype=str, keep_default_na=False, skipinitialspace=True)
-    table.columns = [c.strip() for c in table.columns]
+    table = _read_csv(csv, what=f"Re-download the official FairFace label file (see {_README}).")
     missing = [c for c in FAIRFACE_COLUMNS[:4] if c not in table.columns]
     if missing:
         raise DataFormatError(
@@ -803,40 +1255,57 @@ def load_fairface_labels(
         )
     if table.empty:
         raise DataFormatError(f"{csv} has a header but no rows; re-download it (see {_README}).")
+    for column in ("age", "gender", "race"):
+        table[column] = table[column].str.strip()
     allowed: dict[str, Sequence[str]] = {"age": FAIRFACE_AGES, "gender": FAIRFACE_GENDERS, "race": FAIRFACE_RACES}
-    if "service_test" in table.columns:
-        allowed["service_test"] = ("True", "False")
-    bad: list[tuple[int, str, str]] = []
-    invalid = np.zeros(len(table), dtype=bool)
+    bad: dict[int, list[tuple[str, str]]] = {}
     for column, values in allowed.items():
-        wrong = ~table[column].isin(values).to_numpy()
-        invalid |= wrong
-        bad += [(int(i) + 1, column, table[column].iat[i]) for i in np.flatnonzero(wrong)]
-    files = table["file"]
-    wrong_file = (files.str.len() == 0) | files.str.startswith("/") | files.str.contains(r"(?:^|/)\.\.(?:/|$)", regex=True)
-    wrong_file |= ~files.str.lower().str.endswith((".jpg", ".jpeg", ".png"))
-    wrong_file |= files.duplicated(keep="first")
-    invalid |= wrong_file.to_numpy()
-    bad += [(int(i) + 1, "file", files.iat[i]) for i in np.flatnonzero(wrong_file.to_numpy())]
+        for i in np.flatnonzero(~table[column].isin(values).to_numpy()):
+            bad.setdefault(int(i) + 1, []).append((column, table[column].iat[i]))
+    raw_files = table["file"]
+    files = raw_files.map(_normalise_relpath)
+    wrong_file = files.map(_unsafe_relpath) | ~files.str.lower().str.endswith((".jpg", ".jpeg", ".png"))
+    for i in np.flatnonzero(wrong_file.to_numpy()):
+        bad.setdefault(int(i) + 1, []).append(("file", raw_files.iat[i]))
+    repeated = files.duplicated(keep="first") & ~wrong_file
+    for i in np.flatnonzero(repeated.to_numpy()):
+        first = int(np.flatnonzero((files == files.iat[i]).to_numpy())[0]) + 1
+        bad.setdefault(int(i) + 1, []).append(("file", f"{raw_files.iat[i]} (the image of row {first} again)"))
+    invalid = np.zeros(len(table), dtype=bool)
+    invalid[[r - 1 for r in bad]] = True
     if bad:
-        bad.sort()
         if on_error == "raise":
-            raise DataFormatError(_bad_rows_message(csv, bad, allowed))
-        _warn_skipped(f"rows of {csv.name} with invalid values", [f"row {r}: {c}={v!r}" for r, c, v in bad],
+            raise DataFormatError(_bad_rows_message(csv, bad, allowed, len(table)))
+        _warn_skipped(f"rows of {csv.name} with invalid values",
+                      [f"row {r}: " + ", ".join(f"{c}={v!r}" for c, v in bad[r]) for r in sorted(bad)],
                       len(table), "Fix those rows or re-download the official label file.")
+    service = _service_test(table, csv)
     row_numbers = np.arange(1, len(table) + 1)[~invalid]
-    table = table.loc[~invalid].reset_index(drop=True)
+    keep = ~invalid
     out = pd.DataFrame({
-        "file": table["file"].astype(str),
-        "age": pd.Categorical(table["age"], categories=list(FAIRFACE_AGES), ordered=True),
-        "gender": pd.Categorical(table["gender"], categories=list(FAIRFACE_GENDERS)),
-        "race": pd.Categorical(table["race"], categories=list(FAIRFACE_RACES)),
-        "service_test": (table["service_test"] == "True").astype("boolean") if "service_test" in table.columns
-        else pd.array([pd.NA] * len(table), dtype="boolean"),
+        "file": files[keep].astype(str).to_numpy(),
+        "age": pd.Categorical(table["age"][keep], categories=list(FAIRFACE_AGES), ordered=True),
+        "gender": pd.Categorical(table["gender"][keep], categories=list(FAIRFACE_GENDERS)),
+        "race": pd.Categorical(table["race"][keep], categories=list(FAIRFACE_RACES)),
+        "service_test": service[keep].reset_index(drop=True),
     })
     out.index = pd.Index(row_numbers, name="row")
     out.attrs["source"] = str(csv)
     return out
+
+
+def _service_test(table: pd.DataFrame, csv: Path) -> pd.Series:
+    """The optional ``service_test`` column as nullable booleans; unreadable cells become NA with one warning."""
+    if "service_test" not in table.columns:
+        return pd.Series(pd.array([pd.NA] * len(table), dtype="boolean"))
+    raw = table["service_test"].str.strip().str.lower()
+    values = raw.map(_BOOLEAN_SPELLINGS)
+    unknown = raw.ne("") & values.isna()
+    if unknown.any():
+        rows = [f"row {i + 1}: {table['service_test'].iat[i]!r}" for i in np.flatnonzero(unknown.to_numpy())]
+        _warn_skipped(f"service_test values of {csv.name} (set to NA; the column is not used for labels)", rows,
+                      len(table), "Use True/False.")
+    return pd.Series(pd.array(values.tolist(), dtype="boolean"))
 
 
 def load_fairface(
@@ -850,6 +1319,7 @@ def load_fairface(
     target: Literal["race", "gender", "age"] = "race",
     crop: Crop | None = None,
     seed: int = 0,
+    duplicates: Duplicates = "warn",
     transform: Callable[[torch.Tensor], Any] | None = None,
     cache: bool = True,
 ) -> TensorImageDataset:
@@ -868,7 +1338,7 @@ def load_fairface(
         crop: fractional crop before resizing, e.g. ``(0.17, 0.17, 0.83, 0.83)``
             for the face without the margin.
         seed: which images ``max_per_group`` keeps.
-        transform, cache: as for :func:`load_orl_faces`.
+        duplicates, transform, cache: as for :func:`load_orl_faces`.
 
     Returns:
         Images ``(N, C, S, S)`` in file order, ``targets`` codes of
@@ -880,7 +1350,8 @@ def load_fairface(
         raise ValueError(f"target={target!r}; use 'race', 'gender' or 'age'.")
     if split == "all":
         parts = [load_fairface(s, root, image_size=image_size, rgb=rgb, on_error=on_error, max_per_group=max_per_group,
-                               target=target, crop=crop, seed=seed, transform=transform, cache=cache)
+                               target=target, crop=crop, seed=seed, duplicates=duplicates, transform=transform,
+                               cache=cache)
                  for s in ("train", "val")]
         attributes = pd.concat([p.attributes.assign(split=s) for p, s in zip(parts, ("train", "val"))], ignore_index=True)
         return TensorImageDataset(torch.cat([p.images for p in parts]), np.concatenate([p.targets for p in parts]),
@@ -906,6 +1377,10 @@ def load_fairface(
         paths = [p for p, e in zip(paths, exists) if e]
     if not paths:
         raise DataFormatError(f"No FairFace images are left for split {split!r} in {folder}.")
+    keep = _handle_duplicates([Path(p) for p in paths], root=folder, duplicates=duplicates, names=False,
+                              what=f"FairFace {split}")
+    if not keep.all():
+        labels, paths = labels.loc[keep], [p for p, k in zip(paths, keep) if k]
     images, ok = _decode_cached("fairface", split, paths, root=folder, image_size=image_size, rgb=rgb, crop=crop,
                                 on_error=on_error, cache=cache)
     labels = labels.loc[ok]
@@ -947,6 +1422,7 @@ def load_utkface(
     target: Literal["race", "gender", "age_bin"] = "race",
     crop: Crop | None = None,
     seed: int = 0,
+    duplicates: Duplicates = "warn",
     transform: Callable[[torch.Tensor], Any] | None = None,
     cache: bool = True,
 ) -> TensorImageDataset:
@@ -954,7 +1430,11 @@ def load_utkface(
 
     Files anywhere under ``root/utkface/`` are read. Malformed names
     (missing or out-of-range fields, which the official release contains)
-    are always skipped with one warning that counts them.
+    are always skipped with one warning that counts them. A file name
+    found in two folders (a copy that ships a second, re-encoded folder of
+    the same faces) or byte-identical files under different names are
+    reported in one warning; ``duplicates="drop"`` keeps the first of each
+    (sorted by path), as for :func:`load_orl_faces`.
 
     Returns:
         Images ``(N, C, S, S)`` sorted by file name; ``attributes`` ``file``,
@@ -975,6 +1455,8 @@ def load_utkface(
     good = [(p, v) for p, v in parsed if v is not None]
     if not good:
         raise DataFormatError(f"No file in {folder} is named age_gender_race_date.jpg.")
+    keep = _handle_duplicates([p for p, _ in good], root=folder, duplicates=duplicates, names=True, what="UTKFace")
+    good = [g for g, k in zip(good, keep) if k]
     paths = [p for p, _ in good]
     codes = np.array([v for _, v in good], dtype=np.int64)
     labels = pd.DataFrame({
@@ -1016,7 +1498,7 @@ def _synth_resized(ds: TensorImageDataset, image_size: int) -> TensorImageDatase
 
 
 def load_face_identities(
-    prefer: Literal["orl", "lfw", "synthfaces"] = "orl",
+    prefer: Literal["orl", "lfw", "folder", "synthfaces"] = "orl",
     *,
     root: Path | str | None = None,
     image_size: int = 64,
@@ -1028,24 +1510,44 @@ def load_face_identities(
     """Faces with identity labels: the preferred real data set if present, else SynthFaces.
 
     Args:
-        prefer: ``"orl"`` (40 x 10 images), ``"lfw"`` or ``"synthfaces"``.
-        root: data directory.
+        prefer: ``"orl"`` (40 x 10 images), ``"lfw"``, ``"folder"`` (your
+            own photos, one folder per person: ``root`` is that folder, see
+            :func:`load_face_folder`) or ``"synthfaces"``.
+        root: data directory (for ``"folder"``: the face folder itself).
+            When you name it, nothing is replaced by synthetic faces: a
+            missing or wrong layout raises, saying what is there and what
+            was expected.
         image_size, rgb: output format (SynthFaces is converted to grey when ``rgb=False``).
         min_faces_per_person: for LFW.
         synth: SynthFaces config for the fallback (default: 40 identities x
             10 images, like ORL).
         transform: applied on indexing.
 
-    Prints which real data set was replaced (and how to get it) on fallback.
+    Prints which real data set was replaced (and how to get it) on fallback,
+    which happens only when ``root`` is ``None`` (the data directory).
     """
+    if prefer not in ("orl", "lfw", "folder", "synthfaces"):
+        raise ValueError(f"prefer={prefer!r}; use 'orl', 'lfw', 'folder' or 'synthfaces'.")
+    if prefer == "folder":
+        if root is None:
+            raise ValueError("prefer='folder' needs root=<the folder that holds one folder per person>.")
+        return load_face_folder(root, image_size=image_size, rgb=rgb, transform=transform)
     root_path = _root(root)
     if prefer == "orl" and (root_path / DATASET_MARKERS["orl_faces"]).exists():
         return load_orl_faces(root_path, image_size=image_size, rgb=rgb, transform=transform)
     if prefer == "lfw" and _lfw_folder(root_path).is_dir():
         return load_lfw_people(root_path, image_size=image_size, rgb=rgb, min_faces_per_person=min_faces_per_person,
                                transform=transform)
-    if prefer not in ("orl", "lfw", "synthfaces"):
-        raise ValueError(f"prefer={prefer!r}; use 'orl', 'lfw' or 'synthfaces'.")
+    if prefer != "synthfaces" and root is not None:
+        expected = {"orl": f"{root_path}/orl_faces/s1 ... s40/1.pgm ... 10.pgm",
+                    "lfw": f"{root_path}/lfw/<Name>/<Name>_0001.jpg"}[prefer]
+        where = root_path / {"orl": _marker_dir("orl_faces"), "lfw": _marker_dir("lfw")}[prefer]
+        found = _describe_folder(where if where.exists() else root_path)
+        raise DatasetNotFoundError(
+            f"You asked for {prefer!r} faces in {root_path}, but {found}. Expected {expected}. For your own "
+            f"photos in one folder per person use load_face_identities('folder', root=...) or load_face_folder(); "
+            f"for synthetic faces leave root unset or use prefer='synthfaces'. See {_README}."
+        )
     config = synth or SynthFacesConfig(n_identities=40, images_per_identity=10, image_size=_synth_size(image_size))
     if prefer != "synthfaces":
         real = {"orl": "The ORL/AT&T face data set", "lfw": "LFW (Labeled Faces in the Wild)"}[prefer]

@@ -20,10 +20,8 @@ From the data directory (torchvision's layouts, optional checksummed download):
 from __future__ import annotations
 
 import gzip
-import os
 import pickle
 import shutil
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -36,8 +34,10 @@ from course_utils.data.cache import (
     DataFormatError,
     DatasetNotFoundError,
     TensorImageDataset,
+    atomic_write,
     download_file,
     extract_archive,
+    file_digest,
 )
 from course_utils.data.sampling import stratified_split
 from course_utils.settings import DATASET_MARKERS, data_dir
@@ -179,14 +179,33 @@ def download_cifar10(root: Path | str | None = None, *, fetch: Callable[[str, Bi
         archive.unlink(missing_ok=True)
 
 
+def _cifar_md5s() -> dict[str, str]:
+    """The official md5 of each CIFAR-10 batch file (torchvision's list)."""
+    from torchvision.datasets import CIFAR10
+
+    return {name: md5 for name, md5 in [*CIFAR10.train_list, *CIFAR10.test_list]}
+
+
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one batch, after its md5 matched the official one (an unverified pickle is never loaded).
+
+    The CIFAR-10 batches are Python pickles and unpickling runs code, so a
+    crafted file in a shared data directory could run anything; like
+    torchvision, only files with the published md5 are unpickled.
+    """
+    expected = _cifar_md5s().get(path.name)
+    got = file_digest(path, "md5")
+    if expected is None or got != expected:
+        raise DataFormatError(
+            f"{path} is not an official CIFAR-10 batch (md5 {got}, expected {expected}); it was not read, because "
+            "unpickling an unverified file can run arbitrary code. Delete the folder and call "
+            "load_cifar10(download=True), or unpack the official cifar-10-python.tar.gz there."
+        )
     try:
         with open(path, "rb") as fh:
-            entry = pickle.load(fh, encoding="latin1")  # noqa: S301 - the official CIFAR format
+            entry = pickle.load(fh, encoding="latin1")  # noqa: S301 - md5-verified official file
         data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
-    except FileNotFoundError:
-        raise
     except Exception as err:  # noqa: BLE001 - any unpickling/shape problem is a format problem
         raise DataFormatError(f"{path} is not a CIFAR-10 batch ({err}); download CIFAR-10 again "
                               "(delete the folder and call load_cifar10(download=True)).") from err
@@ -232,14 +251,9 @@ def load_cifar10(
 
 # -------------------------------------------------------------------- FashionMNIST
 def _gunzip_atomic(src: Path, dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with gzip.open(src, "rb") as fin, open(tmp, "xb") as fout:
-            shutil.copyfileobj(fin, fout, length=1 << 20)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Decompress ``src`` into ``dest`` through :func:`atomic_write` (complete or absent)."""
+    with gzip.open(src, "rb") as fin, atomic_write(dest, "wb") as fout:
+        shutil.copyfileobj(fin, fout, length=1 << 20)
 
 
 def download_fashion_mnist(root: Path | str | None = None, *, fetch: Callable[[str, BinaryIO], None] | None = None) -> Path:

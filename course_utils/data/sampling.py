@@ -4,7 +4,8 @@
   (``((x1, x2), same)``) for contrastive losses and verification.
 * :func:`make_triplets` / :class:`TripletDataset`: anchor, positive, negative.
 * :class:`PKBatchSampler`: batches of ``P`` identities x ``K`` images, for
-  online (batch-hard) triplet mining.
+  online (batch-hard) triplet mining; :class:`DistributedPKBatchSampler`
+  gives each rank of a ``torchrun`` job disjoint identities at every step.
 * :func:`identity_split`: open-set splits (test identities never seen in
   training), optionally stratified by a per-identity group.
 * :func:`stratified_split`: per-image splits keeping group proportions.
@@ -34,6 +35,7 @@ __all__ = [
     "PairDataset",
     "TripletDataset",
     "PKBatchSampler",
+    "DistributedPKBatchSampler",
 ]
 
 ArrayLike = np.ndarray | Sequence[Any] | pd.Series
@@ -344,6 +346,7 @@ class PKBatchSampler(Sampler[list[int]]):
             )
         self.members = {int(i): np.flatnonzero(targets == i) for i in self.identities}
         n_usable = int(sum(len(m) for m in self.members.values()))
+        self.targets, self.min_images = targets, min_images
         self.p, self.k, self.seed = p, k, seed
         self.n_batches = n_batches if n_batches is not None else max(1, n_usable // (p * k))
         self.epoch = 0
@@ -376,3 +379,61 @@ class PKBatchSampler(Sampler[list[int]]):
                     picked = np.concatenate([members, rng.choice(members, self.k - len(members))])
                 batch.extend(int(i) for i in picked)
             yield batch
+
+
+def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """``(rank, world_size)``: the values given, else those of the initialised process group, else ``(0, 1)``."""
+    ready = torch.distributed.is_available() and torch.distributed.is_initialized()
+    world = world_size if world_size is not None else (torch.distributed.get_world_size() if ready else 1)
+    rank = rank if rank is not None else (torch.distributed.get_rank() if ready else 0)
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"rank={rank}, world_size={world}: need world_size >= 1 and 0 <= rank < world_size.")
+    return rank, world
+
+
+class DistributedPKBatchSampler(PKBatchSampler):
+    """P x K batches for one rank of a distributed run; the ranks' identities never overlap within a step.
+
+    Step ``t`` of all ranks together is batch ``t`` of
+    ``PKBatchSampler(targets, p=world_size * p, k=k)`` with the same seed:
+    rank ``r`` takes identities ``r*p .. r*p + p - 1`` of it. So every rank
+    sees its own ``p`` identities x ``k`` images (a batch its miner can use
+    alone), the union over ranks is an ordinary P x K batch of
+    ``world_size * p`` identities, and over an epoch the identities are
+    visited about equally often. Every rank must use the same ``seed``.
+
+    Args:
+        targets, k, min_images, seed: as for :class:`PKBatchSampler`.
+        p: identities per batch *on this rank*.
+        n_batches: steps per epoch (default: about one pass over the images
+            by all ranks together).
+        rank, world_size: default: those of the initialised process group
+            (``torch.distributed``), else 0 and 1.
+    """
+
+    def __init__(
+        self, targets: ArrayLike, *, p: int, k: int, n_batches: int | None = None, min_images: int = 2,
+        seed: int = 0, rank: int | None = None, world_size: int | None = None,
+    ) -> None:
+        rank, world = _rank_and_world(rank, world_size)
+        if p < 1:
+            raise ValueError("p and k must be >= 1.")
+        try:
+            super().__init__(targets, p=world * p, k=k, n_batches=n_batches, min_images=min_images, seed=seed)
+        except ValueError as err:
+            raise ValueError(f"{world} rank(s) x p={p}: {err}") from err
+        self.rank, self.world_size, self.p_per_rank = rank, world, p
+
+    @classmethod
+    def from_sampler(cls, sampler: PKBatchSampler, *, rank: int | None = None,
+                     world_size: int | None = None) -> DistributedPKBatchSampler:
+        """The distributed version of a :class:`PKBatchSampler`: same ``p`` per rank, ``k``, seed,
+        and about the same number of images per epoch (``n_batches // world_size`` steps)."""
+        rank, world = _rank_and_world(rank, world_size)
+        return cls(sampler.targets, p=sampler.p, k=sampler.k, n_batches=max(1, sampler.n_batches // world),
+                   min_images=sampler.min_images, seed=sampler.seed, rank=rank, world_size=world)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        size = self.p_per_rank * self.k
+        for batch in super().__iter__():
+            yield batch[self.rank * size : (self.rank + 1) * size]

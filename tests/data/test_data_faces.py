@@ -131,28 +131,44 @@ def test_orl_corrupted_image_names_the_file(orl_root: Path, fx: SimpleNamespace)
         load_orl_faces(orl_root)
 
 
-def test_orl_sklearn_source_respects_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
+def _olivetti_mat(path: Path, faces: np.ndarray) -> str:
+    """Write ``faces`` (N, 64, 64) the way olivettifaces.mat stores them; return its sha256."""
+    from scipy.io import savemat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    savemat(str(path), {"faces": faces.transpose(0, 2, 1).reshape(len(faces), -1).T})
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_orl_sklearn_source_reads_the_mat_never_the_pickle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(0)
-    fake = SimpleNamespace(images=rng.random((20, 64, 64)).astype(np.float32), target=np.repeat(np.arange(2), 10))
+    faces_in = rng.integers(0, 256, (20, 64, 64)).astype(np.float64)
+    faces_in[0, 0, 0], faces_in[0, 0, 1] = 0, 255
+    src = tmp_path / "src" / "olivettifaces.mat"
+    sha = _olivetti_mat(src, faces_in)
+    monkeypatch.setattr(faces, "OLIVETTI_MAT", RemoteFile(src.as_uri(), "olivettifaces.mat", sha256=sha))
+    home = tmp_path / "scikit_learn_data"
+    home.mkdir()
+    marker = tmp_path / "pwned"
+    import pickle
 
-    def fetch_olivetti_faces(*, data_home, download_if_missing):
-        calls.append((data_home, download_if_missing))
-        if not download_if_missing:
-            raise OSError("Data not found and `download_if_missing` is False")
-        return fake
+    class Evil:
+        def __reduce__(self):
+            return (eval, (f"open({str(marker)!r}, 'w').write('ran')",))
 
-    import sklearn.datasets
-
-    monkeypatch.setattr(sklearn.datasets, "fetch_olivetti_faces", fetch_olivetti_faces)
-    with pytest.raises(DatasetNotFoundError, match="source='sklearn', download=True"):
-        load_orl_faces(tmp_path)  # auto: no folder, no sklearn copy
+    (home / "olivetti.pkz").write_bytes(pickle.dumps(Evil()))  # a crafted scikit-learn cache
+    with pytest.raises(DatasetNotFoundError, match=r"(?s)source='sklearn', download=True.*olivetti.pkz is never read"):
+        load_orl_faces(tmp_path)  # auto: no folder, no .mat
+    assert not marker.exists()
     ds = load_orl_faces(tmp_path, source="sklearn", download=True, image_size=64)
-    assert calls[-1] == (str(tmp_path / "scikit_learn_data"), True)
-    assert ds.images.shape == (20, 1, 64, 64) and ds.classes == ["s1", "s2"]
-    assert np.array_equal(ds.images[5, 0].numpy(), np.round(fake.images[5] * 255).astype(np.uint8))
-    small = load_orl_faces(tmp_path, source="sklearn", download=True, image_size=32, rgb=True)
+    assert (home / "olivettifaces.mat").is_file() and not marker.exists()
+    assert ds.images.shape == (20, 1, 64, 64) and ds.classes == ["s1", "s2"] and ds.targets.tolist() == [0] * 10 + [1] * 10
+    assert np.array_equal(ds.images[5, 0].numpy(), faces_in[5].astype(np.uint8))  # 0..255 scaled back exactly
+    small = load_orl_faces(tmp_path, image_size=32, rgb=True)  # auto now finds the .mat
     assert small.images.shape == (20, 3, 32, 32)
+    (home / "olivettifaces.mat").write_bytes(b"MATLAB 5.0 tampered")
+    with pytest.raises(DataFormatError, match="sha256"):
+        load_orl_faces(tmp_path, source="sklearn")
 
 
 def make_orl_zip(path: Path, fx: SimpleNamespace, *, n_subjects: int = 40, wrapper: str = "att_faces") -> bytes:
@@ -328,9 +344,8 @@ def test_utkface_errors(tmp_path: Path, utk_root: Path, fx: SimpleNamespace) -> 
     with pytest.raises(DataFormatError, match="no .jpg"):
         load_utkface(tmp_path / "empty")
     fx.truncate(utk_root / "utkface/UTKFace/71_0_0_20170120134639935.jpg", 0.3)
-    with pytest.warns(DataWarning):
-        with pytest.raises(ImageDecodeError, match="71_0_0"):
-            load_utkface(utk_root)
+    with pytest.warns(DataWarning), pytest.raises(ImageDecodeError, match="71_0_0"):
+        load_utkface(utk_root)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         assert len(load_utkface(utk_root, on_error="skip", image_size=8)) == 4
@@ -340,48 +355,62 @@ def test_utkface_errors(tmp_path: Path, utk_root: Path, fx: SimpleNamespace) -> 
 
 
 # ------------------------------------------------------------------ fallbacks
-def test_face_identities_falls_back_to_synthfaces_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    ds = load_face_identities(root=tmp_path / "empty", image_size=32)
+def test_face_identities_falls_back_to_synthfaces_and_says_so(capsys: pytest.CaptureFixture) -> None:
+    ds = load_face_identities(image_size=32)  # the data directory (COURSE_DATA_DIR) has no ORL
     out = capsys.readouterr().out
     assert "ORL/AT&T" in out and "SynthFaces" in out and "data/README.md" in out and "COURSE_DATA_DIR" in out
     assert ds.name == "synthfaces" and ds.images.shape == (400, 1, 32, 32) and ds.n_classes == 40
+
+
+def test_face_identities_never_replaces_a_folder_you_named(orl_root: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    mine = tmp_path / "mine"
+    for k in range(2):
+        for name in ("alice", "bob"):
+            (mine / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((20, 20), 40 * k + 7 + (name == "bob"), np.uint8)).save(mine / name / f"{k}.png")
+    with pytest.raises(DatasetNotFoundError, match=r"(?s)holds alice/, bob/.*Expected .*orl_faces/s1.*'folder'"):
+        load_face_identities("orl", root=mine, image_size=16)
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):
+        load_face_identities("orl", root=tmp_path / "typo", image_size=16)
+    with pytest.raises(DatasetNotFoundError, match="lfw"):
+        load_face_identities("lfw", root=orl_root, image_size=16)
+    assert capsys.readouterr().out == ""  # no fallback message: nothing was replaced
+    ds = load_face_identities("folder", root=mine, image_size=16)
+    assert ds.classes == ["alice", "bob"] and len(ds) == 4
 
 
 def test_face_identities_uses_real_orl_without_message(orl_root: Path, capsys: pytest.CaptureFixture) -> None:
     ds = load_face_identities(root=orl_root, image_size=16)
     assert ds.name == "orl_faces" and len(ds) == 12
     assert capsys.readouterr().out == ""
-    lfw = load_face_identities("lfw", root=orl_root, image_size=16, rgb=True)
-    assert lfw.name == "synthfaces" and lfw.images.shape[1] == 3
 
 
-def test_lfw_sklearn_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sklearn.datasets
+def test_lfw_sklearn_source_reads_the_folder_never_the_joblib_cache(lfw_root: Path, tmp_path: Path) -> None:
+    """scikit-learn's lfw_home holds the extracted images and a joblib cache (pickles); only the images are read."""
+    import pickle
+    import shutil
 
-    rng = np.random.default_rng(0)
-    calls = {}
+    home = lfw_root / "scikit_learn_data" / "lfw_home"
+    home.mkdir(parents=True)
+    shutil.move(str(lfw_root / "lfw"), str(home / "lfw_funneled"))
+    for name in ("pairs.txt", "pairsDevTest.txt"):
+        shutil.move(str(home / "lfw_funneled" / name), str(home / name))
+    marker = tmp_path / "pwned"
 
-    def fetch_lfw_people(**kwargs):
-        calls["people"] = kwargs
-        target = np.array([1, 0, 1, 2, 1])
-        return SimpleNamespace(images=rng.random((5, 20, 20)).astype(np.float32), target=target,
-                               target_names=np.array(["Ada Lovelace", "Alan Turing", "Grace Hopper"]))
+    class Evil:
+        def __reduce__(self):
+            return (eval, (f"open({str(marker)!r}, 'w').write('ran')",))
 
-    def fetch_lfw_pairs(**kwargs):
-        calls["pairs"] = kwargs
-        return SimpleNamespace(pairs=rng.random((3, 2, 20, 20, 3)).astype(np.float32), target=np.array([1, 0, 1]))
-
-    monkeypatch.setattr(sklearn.datasets, "fetch_lfw_people", fetch_lfw_people)
-    monkeypatch.setattr(sklearn.datasets, "fetch_lfw_pairs", fetch_lfw_pairs)
-    people = load_lfw_people(tmp_path, source="sklearn", image_size=20, min_faces_per_person=1, max_people=2)
-    kw = calls["people"]
-    assert kw["data_home"] == str(tmp_path / "scikit_learn_data") and kw["download_if_missing"] is False
-    assert kw["min_faces_per_person"] == 1 and kw["color"] is False and kw["resize"] == pytest.approx(20 / 110)
-    assert people.classes == ["Ada_Lovelace", "Alan_Turing"]  # the 2 most frequent (ties: lowest id), in id order
-    assert len(people) == 4 and np.bincount(people.targets).tolist() == [1, 3]
-    assert people.attributes["name"].tolist() == ["Ada_Lovelace", "Alan_Turing", "Alan_Turing", "Alan_Turing"]
-    pairs = load_lfw_pairs("train", tmp_path, source="sklearn", image_size=20, rgb=True, download=True)
-    assert calls["pairs"]["subset"] == "train" and calls["pairs"]["download_if_missing"] is True
-    assert len(pairs) == 3 and pairs.same.tolist() == [True, False, True]
-    (x1, x2), same = pairs[1]
-    assert x1.shape == (3, 20, 20) and same == 0
+    cached = home / "joblib" / "sklearn" / "datasets" / "_lfw" / "_fetch_lfw_people" / "abc"
+    cached.mkdir(parents=True)
+    (cached / "output.pkl").write_bytes(pickle.dumps(Evil()))
+    people = load_lfw_people(lfw_root, source="sklearn", image_size=20, min_faces_per_person=2)
+    assert people.classes == ["Ada_Lovelace", "Alan_Turing", "Grace_Hopper"] and len(people) == 10
+    auto = load_lfw_people(lfw_root, image_size=20, min_faces_per_person=2)  # auto finds scikit-learn's folder
+    assert torch.equal(auto.images, people.images)
+    pairs = load_lfw_pairs("test", lfw_root, source="sklearn", image_size=20)
+    assert len(pairs) == 4 and pairs.same.tolist() == [True, True, False, False]
+    assert not marker.exists()
+    with pytest.raises(DatasetNotFoundError, match="joblib cache of LFW is never read"):
+        load_lfw_people(lfw_root, source="sklearn", funneled=False)

@@ -87,7 +87,62 @@ def test_bad_file_entries_and_duplicates(fairface_root: Path, fx: SimpleNamespac
     with pytest.raises(DataFormatError) as info:
         load_fairface_labels("train", fairface_root)
     assert "row 2 (line 3): file='../secret.jpg'" in str(info.value)
-    assert "row 3 (line 4): file='train/1.jpg'" in str(info.value)
+    assert "row 3 (line 4): file='train/1.jpg (the image of row 1 again)'" in str(info.value)
+
+
+def test_alias_paths_cannot_give_one_image_two_labels(fairface_root: Path, fx: SimpleNamespace) -> None:
+    rows = fx.fairface_rows("val", 1, 1)
+    rows[3] = ("val/./1.jpg", *rows[3][1:])  # the image of row 1 under another spelling
+    rows[5] = ("val\\6.jpg", *rows[5][1:])  # a Windows separator is the same image as val/6.jpg
+    fx.write_csv(csv_path(fairface_root, "val"), rows)
+    with pytest.raises(DataFormatError, match=r"row 4 \(line 5\): file='val/\./1.jpg \(the image of row 1 again\)'"):
+        load_fairface_labels("val", fairface_root)
+    with pytest.warns(DataWarning, match="Skipped 1 of 14"):
+        labels = load_fairface_labels("val", fairface_root, on_error="skip")
+    assert labels.loc[6, "file"] == "val/6.jpg" and labels["file"].is_unique
+
+
+def test_spreadsheet_saved_csv(fairface_root: Path, fx: SimpleNamespace) -> None:
+    """TRUE/FALSE in the unused service_test column, age bins turned into dates, rows counted once."""
+    rows = fx.fairface_rows("train", 2, 1)
+    rows = [(f, a, g, r, "TRUE" if st == "True" else "FALSE") for f, a, g, r, st in rows]
+    rows[2] = (rows[2][0], "09-Mar", rows[2][2], "Martian", rows[2][4])  # two bad cells in one row
+    rows[7] = (rows[7][0], "Oct-19", *rows[7][2:])
+    rows[8] = (*rows[8][:4], "maybe")
+    fx.write_csv(csv_path(fairface_root), rows)
+    with pytest.raises(DataFormatError) as info:
+        load_fairface_labels("train", fairface_root)
+    message = str(info.value)
+    assert "has 2 invalid row(s) of 28" in message  # rows, not cells
+    assert message.count("row 3 (line 4)") == 1 and "age='09-Mar'; race='Martian'" in message
+    assert "2 age value(s) look like dates" in message and "'3-9'" in message
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        labels = load_fairface_labels("train", fairface_root, on_error="skip")
+    assert len(labels) == 26  # not every row: TRUE/FALSE are fine
+    expected_true = sum(1 for i, r in enumerate(rows) if r[4] == "TRUE" and i not in (2, 7))
+    assert labels["service_test"].isna().sum() == 1 and labels["service_test"].sum() == expected_true
+    msgs = data_warnings(record)
+    assert any("maybe" in m and "set to NA" in m for m in msgs)
+
+
+@pytest.mark.parametrize("kind", ["utf16", "latin1", "empty", "blank"])
+def test_encodings_and_empty_files_name_the_file(fairface_root: Path, fx: SimpleNamespace, kind: str) -> None:
+    path = csv_path(fairface_root)
+    text = "file,age,gender,race,service_test\n" + "".join(",".join(r) + "\n" for r in fx.fairface_rows("train", 2, 1))
+    if kind == "utf16":
+        path.write_bytes(text.encode("utf-16"))  # "Unicode text" from a spreadsheet, with a BOM
+        assert len(load_fairface_labels("train", fairface_root)) == 28
+        return
+    if kind == "latin1":
+        path.write_bytes(text.replace("Male", "Mâle", 1).encode("latin-1"))
+        match = "not UTF-8.*CSV UTF-8"
+    else:
+        path.write_bytes(b"" if kind == "empty" else b"\n\n  \n")
+        match = "is empty"
+    with pytest.raises(DataFormatError, match=match) as info:
+        load_fairface_labels("train", fairface_root)
+    assert str(path) in str(info.value)
 
 
 def test_empty_and_missing_label_files(fairface_root: Path, tmp_path: Path) -> None:

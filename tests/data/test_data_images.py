@@ -89,14 +89,15 @@ def test_cifar10_missing_and_corrupt(tmp_path: Path, cifar_root: tuple[Path, dic
         load_cifar10(True, tmp_path / "none")
     root, _ = cifar_root
     (root / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")
-    with pytest.raises(DataFormatError, match="data_batch_3"):
+    with pytest.raises(DataFormatError, match="data_batch_3.*md5"):
         load_cifar10(True, root)
     (root / "cifar-10-batches-py" / "test_batch").unlink()
     with pytest.raises(DatasetNotFoundError, match="test_batch"):
         load_cifar10(False, root)
 
 
-def test_download_cifar10_from_a_local_archive(tmp_path: Path, fx: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_cifar10_from_a_local_archive(tmp_path: Path, fx: SimpleNamespace, monkeypatch: pytest.MonkeyPatch,
+                                               trusted_cifar: dict) -> None:
     src = tmp_path / "src" / "cifar-10-batches-py"
     fx.write_cifar(src)
     archive = tmp_path / "cifar-10-python.tar.gz"
@@ -112,6 +113,31 @@ def test_download_cifar10_from_a_local_archive(tmp_path: Path, fx: SimpleNamespa
     with pytest.raises(Exception, match="md5"):
         download_cifar10(tmp_path / "data2")
     assert list((tmp_path / "data2").iterdir()) == []
+
+
+def test_cifar10_never_unpickles_an_unverified_file(tmp_path: Path, cifar_root: tuple[Path, dict]) -> None:
+    """A crafted batch that runs code when unpickled (CI's data directory may be a shared folder)."""
+    import pickle
+
+    root, _ = cifar_root
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (eval, (f"open({str(marker)!r}, 'w').write('ran')",))
+
+    (root / "cifar-10-batches-py" / "data_batch_2").write_bytes(pickle.dumps({"data": Evil(), "labels": []}))
+    with pytest.raises(DataFormatError, match=r"data_batch_2 is not an official CIFAR-10 batch.*arbitrary code"):
+        load_cifar10(True, root)
+    assert not marker.exists()
+
+
+def test_cifar10_md5s_are_torchvisions() -> None:
+    from torchvision.datasets import CIFAR10
+
+    md5s = images_mod._cifar_md5s()
+    assert md5s["data_batch_1"] == "c99cafc152244af753f735de768cd75f" and len(md5s) == 6
+    assert md5s["test_batch"] == dict(CIFAR10.test_list)["test_batch"]
 
 
 def test_fashion_mnist_via_torchvision(fmnist_root: tuple[Path, dict]) -> None:
