@@ -34,7 +34,9 @@ Also here:
 - multi-task: :class:`MultiTaskModel`, :class:`MultiTaskLoss`,
   :func:`task_accuracy`, :func:`multitask_targets`;
 - seeds: :func:`summarize` and :func:`run_seeds` (mean and a t interval), re-exported
-  from their home, :mod:`course_utils.stats`.
+  from their home, :mod:`course_utils.stats`;
+- face chips for dlib's recogniser: :func:`aligned_chips` (``face_recognizer().align``
+  once per image, cached by content) and :class:`AlignedFaceDataset` for :func:`cached_features`.
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ __all__ = [
     "multitask_targets",
     "predict_probs",
     "evaluate_accuracy",
+    "aligned_chips",
+    "AlignedFaceDataset",
+    "aligned_face_dataset",
 ]
 
 #: The four regimes, in order of how much of the network they train.
@@ -549,7 +554,9 @@ def train_linear_probe(train: FeatureSet, test: FeatureSet | None, *, num_classe
     Args:
         train, test: :class:`FeatureSet` of ``(N, D)`` embeddings.
         standardize: z-score the features with the training mean and
-            standard deviation first (folded into the returned module).
+            standard deviation first (folded into the returned module);
+            features constant on the training set are dropped, and a standard
+            deviation below a tenth of the median one is raised to it.
 
     Returns:
         ``(head, history)``: ``head`` maps raw embeddings to logits.
@@ -557,7 +564,11 @@ def train_linear_probe(train: FeatureSet, test: FeatureSet | None, *, num_classe
     seed_everything(seed)
     x = train.features.flatten(1)
     mean = x.mean(0) if standardize else torch.zeros(x.shape[1])
-    std = x.std(0).clamp_min(1e-6) if standardize else torch.ones(x.shape[1])
+    std = x.std(0) if standardize else torch.ones(x.shape[1])
+    if standardize and bool((std > 0).any()):  # features constant in training (a ReLU that never fired) carry
+        floor = 0.1 * float(std[std > 0].median())  # nothing to learn: dropped (scale inf); nearly constant ones
+        std = torch.where(std > 0, std.clamp_min(floor), torch.inf)  # get a floor: neither blows up on test images
+    std = std.clamp_min(1e-6)
     head = nn.Sequential(_Standardize(mean, std), nn.Linear(x.shape[1], num_classes))
     loader = make_loader(TensorDataset(x, train.targets), batch_size=batch_size, shuffle=True, device=device,
                          generator=_generator(seed))
@@ -583,17 +594,23 @@ def train_tail(tail: nn.Module, train: FeatureSet, test: FeatureSet | None, *, e
                weight_decay: float = 1e-4, batch_size: int = 32, seed: int = 0, label_smoothing: float = 0.0,
                loss_fn: Callable[[Any, Any], Tensor] | None = None, metrics: Mapping[str, Any] | None = None,
                train_targets: Tensor | None = None, test_targets: Tensor | None = None,
+               groups: Sequence[Mapping[str, Any]] | None = None,
                device: str | torch.device | None = None) -> History:
     """Train a :class:`TailModel` (or any module, e.g. a :class:`MultiTaskModel` around one) on cached activations.
 
     ``train_targets``/``test_targets`` replace the feature sets' labels (e.g.
     an ``(N, T)`` multi-task matrix, with a matching ``loss_fn`` and ``metrics``).
+    ``groups``: optimizer parameter groups (each a dict with ``"params"`` and
+    optionally its own ``"lr"``, e.g. the pretrained blocks at ``lr / 10`` and a
+    new classifier at ``lr``); default: every trainable parameter at ``lr``.
     """
     seed_everything(seed)
     loader = make_loader(train.dataset(train_targets), batch_size=batch_size, shuffle=True, device=device,
                          generator=_generator(seed))
     val = make_loader(test.dataset(test_targets), batch_size=512, device=device) if test is not None else None
-    opt = torch.optim.AdamW([p for p in tail.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    params: Any = ([dict(g, params=[p for p in g["params"] if p.requires_grad]) for g in groups] if groups is not None
+                   else [p for p in tail.parameters() if p.requires_grad])
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     return fit(tail, loader, loss_fn=loss_fn or _loss(label_smoothing), optimizer=opt, epochs=epochs, val_loader=val,
                metrics=metrics if metrics is not None else {"acc": accuracy}, device=device, progress=False)
 
@@ -1001,3 +1018,141 @@ def evaluate_accuracy(model: nn.Module, data: Dataset, *, device: str | torch.de
     """Top-1 accuracy of ``model`` on ``data``."""
     return evaluate(model, make_loader(data, batch_size=512, device=device), metrics={"acc": accuracy},
                     device=device)["acc"]
+
+
+# --------------------------------------------------------------------------
+# aligned face chips (the input of dlib's face recogniser)
+# --------------------------------------------------------------------------
+
+
+def _chip_key(images: Sequence[Any], recognizer: Any, align: bool, fallback: str) -> str:
+    """Digest of the images' content (file bytes for paths, pixels for arrays) and of the alignment settings."""
+    from course_utils.data.cache import file_digest, fingerprint_files
+    from course_utils.pretrained.recognizer import CHIP_PADDING, CHIP_SIZE
+
+    h = hashlib.sha1()
+    if align:
+        c = recognizer.config
+        files = [recognizer.files["shape_predictor_5"]] + ([recognizer.files["cnn_detector"]] if c.detector == "cnn" else [])
+        h.update(f"align|{c.detector}|up{c.upsample}|{CHIP_SIZE}|{CHIP_PADDING}|{fallback}|".encode())
+        h.update("".join(file_digest(Path(f)) for f in files).encode())
+    else:
+        h.update(f"resize|{CHIP_SIZE}|".encode())
+    if images and all(isinstance(x, (str, Path)) for x in images):
+        h.update(fingerprint_files(images).encode())  # names and bytes: a changed file gives a new key
+    else:
+        from course_utils.pretrained.recognizer import _to_rgb
+
+        for x in images:
+            rgb = _to_rgb(x)
+            h.update(str(rgb.shape).encode())
+            h.update(memoryview(rgb).cast("B"))
+    return h.hexdigest()[:20]
+
+
+def aligned_chips(images: Sequence[Any], *, recognizer: Any = None, align: bool = True,
+                  fallback: str = "image", name: str = "faces", cache: bool = True,
+                  progress: bool | None = None) -> tuple[Tensor, np.ndarray]:
+    """The 150 x 150 face chips dlib's network reads, one per image, computed once and cached.
+
+    Each image is aligned with ``recognizer.align`` (dlib's detector, five
+    landmarks, ``get_face_chip``; the whole image when no face is found), or
+    with ``align=False`` only resized to 150 x 150 (for images that already
+    are dlib chips, such as FairFace's). The chips are cached through
+    :func:`course_utils.data.cache.load_or_build` under a key made of the
+    images' content (file bytes for paths, pixels for arrays) and the
+    alignment settings, so changing an image or a model file never reuses
+    stale chips.
+
+    Args:
+        images: paths, PIL images or ``uint8`` arrays.
+        recognizer: a :class:`~course_utils.pretrained.recognizer.FaceRecognizer`
+            (default :func:`~course_utils.pretrained.recognizer.face_recognizer`).
+        align: detect and align (default) or only resize.
+        fallback: where no face is detected, ``"image"`` aligns on the whole
+            image as :meth:`~course_utils.pretrained.recognizer.FaceRecognizer.align`
+            does, ``"resize"`` resizes the whole image instead (right for
+            images that already are face crops, e.g. FairFace's).
+        name: readable prefix of the cache file.
+        cache: read and write ``cache_dir("tensors")``.
+        progress: a progress bar (default as ``fit``'s).
+
+    Returns:
+        ``(chips, found)``: ``uint8`` RGB ``(N, 3, 150, 150)`` (feed them to
+        :class:`~course_utils.models.dlib_resnet.DlibFaceResNet` as they are: it
+        normalises 0-255 input itself) and a ``bool`` array ``(N,)``, ``False``
+        where no face was detected.
+
+    Raises:
+        FaceModelUnavailableError: ``align=True`` and dlib or its models are missing or disabled.
+    """
+    from course_utils.data.cache import load_or_build
+    from course_utils.pretrained.recognizer import (
+        _resized_chip,
+        _to_rgb,
+        face_recognizer,
+    )
+    from course_utils.train import _progress_default
+
+    images = list(images)
+    if fallback not in ("image", "resize"):
+        raise ValueError(f"fallback={fallback!r}; use 'image' or 'resize'.")
+    if align and recognizer is None:
+        recognizer = face_recognizer()
+
+    def build() -> dict[str, Tensor]:
+        from tqdm.auto import tqdm
+
+        chips = torch.empty((len(images), 3, 150, 150), dtype=torch.uint8)
+        found = torch.ones(len(images), dtype=torch.bool)
+        show = _progress_default() if progress is None else progress
+        for i, x in enumerate(tqdm(images, desc="aligning faces", disable=not show, leave=False)):
+            rgb = _to_rgb(x)
+            if align:
+                chip, ok = recognizer.align(rgb, return_found=True)
+                if not ok and fallback == "resize":
+                    chip = _resized_chip(rgb)
+            else:
+                chip, ok = _resized_chip(rgb), True
+            chips[i] = torch.tensor(chip).permute(2, 0, 1)  # a copy: decoded arrays may be read-only
+            found[i] = bool(ok)
+        return {"chips": chips, "found": found}
+
+    if not images:
+        out = build()
+    else:
+        out = load_or_build(name, split="chips" if align else "resized", image_size=150,
+                            key=_chip_key(images, recognizer, align, fallback), build=build, enabled=cache)
+    return out["chips"], out["found"].numpy().astype(bool)
+
+
+class AlignedFaceDataset(TensorDataset):
+    """Aligned face chips and labels: ``(uint8 chip (3, 150, 150), target)`` pairs.
+
+    Attributes:
+        chips: ``uint8`` ``(N, 3, 150, 150)``.
+        targets: ``int64`` ``(N,)``.
+        found: ``bool`` array ``(N,)``, ``False`` where no face was detected.
+    """
+
+    def __init__(self, chips: Tensor, targets: Any, found: np.ndarray | None = None) -> None:
+        targets = torch.tensor(np.asarray(targets), dtype=torch.long)  # a copy: label arrays may be read-only
+        if chips.dtype != torch.uint8 or chips.ndim != 4 or targets.shape != (chips.shape[0],):
+            raise ValueError(f"chips must be uint8 (N, 3, H, W) with N targets; got {chips.dtype} "
+                             f"{tuple(chips.shape)} and targets {tuple(targets.shape)}.")
+        super().__init__(chips, targets)
+        self.chips, self.targets = chips, targets
+        self.found = np.ones(len(targets), dtype=bool) if found is None else np.asarray(found, dtype=bool)
+
+    def subset(self, indices: Any) -> AlignedFaceDataset:
+        """The rows ``indices``."""
+        idx = np.asarray(indices, dtype=np.int64)
+        t = torch.from_numpy(idx)
+        return AlignedFaceDataset(self.chips[t], self.targets[t], self.found[idx])
+
+
+def aligned_face_dataset(images: Sequence[Any], targets: Any, **kwargs: Any) -> AlignedFaceDataset:
+    """:func:`aligned_chips` of ``images`` with their ``targets``, as a data set for
+    :func:`cached_features` (``kwargs`` go to :func:`aligned_chips`)."""
+    chips, found = aligned_chips(images, **kwargs)
+    return AlignedFaceDataset(chips, targets, found)

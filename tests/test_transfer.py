@@ -347,3 +347,102 @@ def test_multitask_targets_from_attributes():
     assert names2["presentation"][0] == "x" and int(y2.min()) >= 1
     with pytest.raises(ValueError, match="outside"):
         T.multitask_targets(ds, ["presentation"], categories={"presentation": ["x"]})
+
+
+# ------------------------------------------------------------------ aligned face chips
+
+
+class FakeRecognizer:
+    """Stands in for FaceRecognizer.align: a constant chip, 'no face' for dark images; counts its calls."""
+
+    def __init__(self, tmp_path):
+        from types import SimpleNamespace
+
+        model = tmp_path / "sp5.dat"
+        model.write_bytes(b"landmarks v1")
+        self.files = {"shape_predictor_5": model}
+        self.config = SimpleNamespace(detector="hog", upsample=0)
+        self.calls = 0
+
+    def align(self, image, return_found=False):
+        self.calls += 1
+        found = bool(np.asarray(image).mean() > 50)
+        chip = np.full((150, 150, 3), 7, dtype=np.uint8)
+        return (chip, found) if return_found else chip
+
+
+def _faces(n=3, size=40):
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(100, 256, (size, size, 3), dtype=np.uint8) for _ in range(n)]
+    imgs[-1] = imgs[-1] // 10  # dark: the fake detector finds no face
+    return imgs
+
+
+def test_aligned_chips_align_cache_and_fallback(tmp_path):
+    fake = FakeRecognizer(tmp_path)
+    chips, found = T.aligned_chips(_faces(), recognizer=fake)
+    assert chips.shape == (3, 3, 150, 150) and chips.dtype == torch.uint8
+    assert found.tolist() == [True, True, False] and fake.calls == 3
+    assert bool((chips == 7).all())  # fallback "image": the recogniser's whole-image chip
+    again, found2 = T.aligned_chips(_faces(), recognizer=fake)  # same content: read from the cache
+    assert fake.calls == 3 and torch.equal(again, chips) and found2.tolist() == found.tolist()
+    resized, _ = T.aligned_chips(_faces(), recognizer=fake, fallback="resize")  # another key: recomputed
+    assert fake.calls == 6 and bool((resized[:2] == 7).all()) and not bool((resized[2] == 7).all())
+    changed = _faces()
+    changed[0][0, 0, 0] ^= 1  # one pixel of one image: a new key, no stale chips
+    T.aligned_chips(changed, recognizer=fake)
+    assert fake.calls == 9
+    fake.files["shape_predictor_5"].write_bytes(b"landmarks v2")  # another landmark model: a new key too
+    T.aligned_chips(_faces(), recognizer=fake)
+    assert fake.calls == 12
+    with pytest.raises(ValueError, match="fallback"):
+        T.aligned_chips(_faces(), recognizer=fake, fallback="crop")
+
+
+def test_aligned_chips_of_files_without_alignment(tmp_path):
+    from PIL import Image
+
+    paths = []
+    for i, img in enumerate(_faces(2, size=60)):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(img).save(paths[-1])
+    chips, found = T.aligned_chips(paths, align=False)
+    assert chips.shape == (2, 3, 150, 150) and found.all()
+    assert torch.equal(chips, T.aligned_chips(paths, align=False, cache=False)[0])
+    Image.fromarray(np.zeros((60, 60, 3), np.uint8)).save(paths[1])  # the file changes: the chips follow
+    assert int(T.aligned_chips(paths, align=False)[0][1].max()) == 0
+
+
+def test_aligned_face_dataset_and_tail_param_groups(tmp_path):
+    ds = T.aligned_face_dataset(_faces(), np.array([0, 1, 0]), recognizer=FakeRecognizer(tmp_path))
+    x, y = ds[1]
+    assert x.shape == (3, 150, 150) and x.dtype == torch.uint8 and int(y) == 1
+    sub = ds.subset([2, 0])
+    assert sub.targets.tolist() == [0, 0] and sub.found.tolist() == [False, True]
+    with pytest.raises(ValueError):
+        T.AlignedFaceDataset(torch.zeros(2, 3, 8, 8), [0, 1])  # float chips
+    # train_tail with optimizer groups: a group at learning rate 0 does not move
+    torch.manual_seed(0)
+    tail = nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 2))
+    feats = T.FeatureSet(torch.randn(32, 6), torch.arange(32) % 2)
+    before = [p.detach().clone() for p in tail.parameters()]
+    T.train_tail(tail, feats, feats, epochs=2, lr=1e-2, groups=[{"params": tail[0].parameters(), "lr": 0.0},
+                                                              {"params": tail[2].parameters()}])
+    after = list(tail.parameters())
+    assert torch.equal(before[0], after[0]) and torch.equal(before[1], after[1])
+    assert not torch.equal(before[2], after[2])
+
+
+def test_aligned_chips_match_the_recognizer_when_dlib_is_here():
+    from course_utils.pretrained.recognizer import face_recognizer, faces_available
+
+    ok, why = faces_available()
+    if not ok:
+        pytest.skip(f"dlib's face models are not usable here: {why}")
+    import skimage.data
+
+    img = skimage.data.astronaut()
+    rec = face_recognizer(cache=False)
+    chips, found = T.aligned_chips([img], recognizer=rec)
+    chip, ok = rec.align(img, return_found=True)
+    assert found.tolist() == [ok] and torch.equal(chips[0], torch.from_numpy(chip).permute(2, 0, 1))

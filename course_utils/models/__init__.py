@@ -9,6 +9,12 @@ Map of the sub-package:
 - ``zoo``     :class:`CourseModel` (``forward_features`` / ``forward_head`` /
   ``reset_classifier`` / ``num_features``), the model classes, and the
   registry: :func:`list_models`, :func:`create_model`, :func:`model_info`
+- ``efficientnet_lite``  :class:`EfficientNetLite` (``efficientnet_lite0``: no
+  squeeze-excite, ReLU6, TensorFlow "same" padding) and the renaming of its
+  published ImageNet file (loaded by ``course_utils.pretrained``)
+
+- ``text_cnn``  :class:`KimTextCNN`, Kim's (2014) sentence CNN over a sequence
+  of embeddings (not registered: the registry holds image models)
 
 Costs (parameters, multiply-adds, latency) live in :mod:`course_utils.cost`.
 
@@ -88,6 +94,8 @@ from course_utils.models.zoo import (
     model_info,
     register_model,
 )
+from course_utils.models.efficientnet_lite import EfficientNetLite, efficientnet_lite0
+from course_utils.models.dlib_resnet import DlibFaceResNet
 
 __all__ = [
     # registry
@@ -113,6 +121,9 @@ __all__ = [
     "MobileNetV2",
     "ShuffleNetV2",
     "EfficientNet",
+    "EfficientNetLite",
+    "efficientnet_lite0",
+    "DlibFaceResNet",
     "ConvNeXt",
     "VisionTransformer",
     # reference tables

@@ -8,6 +8,8 @@ Map of the sub-package:
                 ``course_utils/checkpoints``) and the recipes that made them
 - ``facenet``   FaceNet's Inception-ResNet-v1 and the loader for its published
                 weights (downloaded on a connected machine)
+- ``recognizer`` dlib's published face recogniser (detect, align, 128-d descriptors,
+                a descriptor cache); ``heads``: attribute heads on its descriptors
 
 Every loader reads weights with ``torch.load(..., weights_only=True)``.
 """
@@ -23,16 +25,27 @@ from course_utils.pretrained.facenet import (
     load_facenet,
     try_facenet,
 )
+from course_utils.pretrained.heads import fit_attribute_head, majority_baseline
 from course_utils.pretrained.imagenet import (
+    OFFLINE_IMAGENET,
     ImageNetModel,
     LoadReport,
     PretrainedUnavailableError,
+    imagenet_categories,
+    imagenet_features,
     imagenet_weights,
     load_imagenet_model,
     load_torchvision_state_dict,
     torchvision_to_course,
     try_imagenet_model,
     weights_cache_path,
+)
+from course_utils.pretrained.recognizer import (
+    FaceRecognizer,
+    RecognizerConfig,
+    face_distance,
+    face_recognizer,
+    faces_available,
 )
 from course_utils.pretrained.sources import (
     CHECKPOINT_DIR,
@@ -53,6 +66,9 @@ __all__ = [
     # ImageNet
     "PretrainedUnavailableError",
     "ImageNetModel",
+    "OFFLINE_IMAGENET",
+    "imagenet_categories",
+    "imagenet_features",
     "imagenet_weights",
     "weights_cache_path",
     "load_imagenet_model",
@@ -83,4 +99,12 @@ __all__ = [
     "load_facenet",
     "try_facenet",
     "FaceWeightsUnavailableError",
+    # dlib's face recogniser and attribute heads on its descriptors
+    "face_recognizer",
+    "FaceRecognizer",
+    "RecognizerConfig",
+    "faces_available",
+    "face_distance",
+    "fit_attribute_head",
+    "majority_baseline",
 ]

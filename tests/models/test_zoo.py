@@ -101,7 +101,8 @@ def test_model_info_is_complete_for_every_model():
         assert info.paper and info.key_idea and info.evidence and info.description, name
         assert 2012 <= info.year <= 2024
         assert info.size in {"full", "small"}
-        assert info.num_classes == (1000 if info.size == "full" else 10)
+        # dlib_resnet_face returns 128-d face descriptors: no classifier by default
+        assert info.num_classes == (0 if name == "dlib_resnet_face" else 1000 if info.size == "full" else 10)
     # at least six families have a small variant, for the mini-benchmark
     assert len({model_info(n).family for n in SMALL}) >= 6
     assert list_families() == list(FAMILIES)
@@ -110,7 +111,7 @@ def test_model_info_is_complete_for_every_model():
 def test_list_models_filters_and_keeps_historical_order():
     assert set(FULL) | set(SMALL) == set(list_models())
     assert set(FULL).isdisjoint(SMALL)
-    assert list_models(family="resnet") == ["resnet18", "resnet50", "resnet_small"]
+    assert list_models(family="resnet") == ["resnet18", "resnet50", "resnet_small", "dlib_resnet_face"]
     years = [model_info(n).year for n in SMALL]
     assert years == sorted(years)
 
@@ -171,8 +172,8 @@ def test_full_model_forward_contract(name):
     """Built for real once: output shape as torchvision, no NaN, head/feature split, new head."""
     torch.manual_seed(0)
     info = model_info(name)
-    model = create_model(name).eval()
-    side = 224 if info.family == "vit" else 64
+    model = create_model(name, num_classes=1000).eval()  # dlib_resnet_face has no classifier by default
+    side = 224 if info.family == "vit" else 150 if name == "dlib_resnet_face" else 64
     x = torch.randn(1, 3, side, side)
     with torch.no_grad():
         feats = model.forward_features(x)
