@@ -17,7 +17,7 @@ import time
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from course_utils.settings import resolve_device, seed_everything
 from course_utils.train import amp_dtype, autocast_context, fit, make_loader

@@ -40,7 +40,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -663,13 +663,7 @@ def retrieval_precision(features: ArrayLike, labels: ArrayLike, *, k: int = 5, m
             relit photos) to query with instead; query ``i`` still never
             retrieves item ``i``.
     """
-    a = _np2d(features, "features")
-    y = _labels(labels, a.shape[0])
-    if queries is None:
-        idx, _ = nearest_neighbours(a, k=k, metric=metric)
-    else:
-        idx, _ = nearest_neighbours(queries, a, k=k, metric=metric, leave_out_self=True)
-    return float(np.mean(y[idx] == y[:, None]))
+    return float(np.mean(retrieval_hits(features, labels, k=k, metric=metric, queries=queries)))
 
 
 def color_histograms(images: ArrayLike, *, bins: int = 8) -> np.ndarray:
