@@ -27,7 +27,7 @@
 # Then it puts torchvision's ImageNet models on one accuracy-versus-cost chart,
 # trains several families side by side on the same data with the same recipe, and
 # ends with notes on Swin, RegNet, ResNeSt and NFNet, a word on neural
-# architecture search, and six graded exercises.
+# architecture search, and seven graded exercises (the last one an experiment).
 
 # %%
 # On Google Colab (detected, not asked): install the course package first.
@@ -1109,7 +1109,7 @@ print(f"the notebook so far took {time.perf_counter() - t_start:.0f} s on this m
 # channels split into `groups` groups (ResNeXt's cardinality; `groups = c_in`
 # is a depthwise convolution).
 
-# %% tags=["solution"] exercise="grouped_conv_params"
+# %% tags=["solution"] exercise="grouped_conv_params" forbid=["course_utils.cost"]
 def grouped_conv_params(k: int, c_in: int, c_out: int, groups: int = 1, bias: bool = False) -> int:
     ### BEGIN SOLUTION
     # Hint: each of the c_out filters sees only c_in / groups input channels, through a k x k window.
@@ -1118,6 +1118,9 @@ def grouped_conv_params(k: int, c_in: int, c_out: int, groups: int = 1, bias: bo
 
 
 # %% tags=["check"] exercise="grouped_conv_params" points=1
+from course_utils.selfcheck import assert_no_forbidden_calls
+
+assert_no_forbidden_calls(grouped_conv_params, ["course_utils.cost"])
 for k_, cin, cout, g, b in [(3, 64, 64, 1, False), (3, 128, 128, 32, False), (3, 96, 96, 96, True),
                             (1, 256, 512, 4, True), (5, 40, 80, 8, False)]:
     conv = nn.Conv2d(cin, cout, k_, groups=g, bias=b)
@@ -1137,19 +1140,19 @@ print("grouped 3x3 of the ResNeXt block:", grouped_conv_params(3, rx.width, rx.w
 # ReLU, a 1x1 convolution named `fc2` back to `channels` (with bias), a
 # sigmoid, and multiply the input by the result.
 
-# %% tags=["solution"] exercise="se_block"
+# %% tags=["solution"] exercise="se_block" forbid=["course_utils.models", "torchvision", "timm"]
 class MySE(nn.Module):
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
         ### BEGIN SOLUTION
-        # Hint: nn.Conv2d(channels, channels // reduction, 1) is a linear layer on the pooled (N, C, 1, 1) tensor.
+        # Hint: a 1x1 convolution on the pooled (N, C, 1, 1) tensor acts like a linear layer; name the two fc1 and fc2.
         self.fc1 = nn.Conv2d(channels, channels // reduction, 1)
         self.fc2 = nn.Conv2d(channels // reduction, channels, 1)
         ### END SOLUTION
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ### BEGIN SOLUTION
-        # Hint: s = x.mean(dim=(2, 3), keepdim=True); then fc1, relu, fc2, sigmoid; return x * s.
+        # Hint: average over the two spatial dimensions (keep them, with size 1), squeeze and excite, then scale x.
         s = x.mean(dim=(2, 3), keepdim=True)
         s = torch.sigmoid(self.fc2(torch.relu(self.fc1(s))))
         return x * s
@@ -1157,6 +1160,8 @@ class MySE(nn.Module):
 
 
 # %% tags=["check"] exercise="se_block" points=2
+for method in (MySE.__init__, MySE.forward):
+    assert_no_forbidden_calls(method, ["course_utils.models", "torchvision", "timm"])
 torch.manual_seed(0)
 mine = MySE(64, reduction=16)
 ref = SqueezeExcite(64, rd_channels=4)
@@ -1179,12 +1184,12 @@ print("MySE matches SqueezeExcite; parameters:", count_parameters(mine))
 # strided 1x1 convolution when the shapes change). It must add no parameters
 # of its own.
 
-# %% tags=["solution"] exercise="residual_from_plain"
+# %% tags=["solution"] exercise="residual_from_plain" forbid=["course_utils.models", "torchvision", "timm"]
 class Residual(nn.Module):
     def __init__(self, body: nn.Module, shortcut: nn.Module | None = None) -> None:
         super().__init__()
         ### BEGIN SOLUTION
-        # Hint: store body and shortcut (nn.Identity() when None) as attributes so their parameters are registered.
+        # Hint: modules stored as attributes register their parameters; torch.nn has a module that returns its input.
         self.body = body
         self.shortcut = nn.Identity() if shortcut is None else shortcut
         ### END SOLUTION
@@ -1197,6 +1202,8 @@ class Residual(nn.Module):
 
 
 # %% tags=["check"] exercise="residual_from_plain" points=2
+for method in (Residual.__init__, Residual.forward):
+    assert_no_forbidden_calls(method, ["course_utils.models", "torchvision", "timm"])
 torch.manual_seed(0)
 x = torch.randn(2, 16, 8, 8)
 same = BasicBlock(16, 16).eval()
@@ -1219,11 +1226,11 @@ print("Residual(body) reproduces ResNet's basic block, with and without projecti
 # resolution rounded to an int, and `solve_gamma(alpha, beta, target=2.0)`:
 # the `gamma` for which `alpha * beta^2 * gamma^2` equals `target`.
 
-# %% tags=["solution"] exercise="compound_scaling"
+# %% tags=["solution"] exercise="compound_scaling" forbid=["course_utils.models"]
 def scaling_factors(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15,
                     base_resolution: int = 224) -> tuple[float, float, int, float]:
     ### BEGIN SOLUTION
-    # Hint: depth alpha**phi, width beta**phi, resolution base * gamma**phi; FLOPs grow like depth * width^2 * res^2.
+    # Hint: each multiplier is its constant to the power phi; FLOPs grow with depth, width squared and resolution squared.
     depth, width = alpha**phi, beta**phi
     resolution = int(round(base_resolution * gamma**phi))
     return depth, width, resolution, (alpha * beta**2 * gamma**2) ** phi
@@ -1232,12 +1239,14 @@ def scaling_factors(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: fl
 
 def solve_gamma(alpha: float, beta: float, target: float = 2.0) -> float:
     ### BEGIN SOLUTION
-    # Hint: solve alpha * beta**2 * gamma**2 = target for gamma.
+    # Hint: isolate gamma**2 in the equation first; math has the last step.
     return math.sqrt(target / (alpha * beta**2))
     ### END SOLUTION
 
 
 # %% tags=["check"] exercise="compound_scaling" points=2
+for fn in (scaling_factors, solve_gamma):
+    assert_no_forbidden_calls(fn, ["course_utils.models"])
 for phi in (0, 1, 2, 3.5):
     d_, w_, r_, f_ = scaling_factors(phi)
     ref = compound_scaling(phi)
@@ -1259,10 +1268,10 @@ print(f"gamma for an exact doubling: {g:.4f}; phi = 2 -> depth, width, resolutio
 # the product of the strides before it. The check measures the true answer
 # with autograd.
 
-# %% tags=["solution"] exercise="receptive_field"
+# %% tags=["solution"] exercise="receptive_field" forbid=["course_utils.cost", "course_utils.models"]
 def receptive_field(layers: list[tuple[int, int]]) -> int:
     ### BEGIN SOLUTION
-    # Hint: start with r = 1, jump = 1; for each (k, s): r += (k - 1) * jump; jump *= s.
+    # Hint: carry two numbers through the loop: the field (one pixel before any layer) and the jump j; update the field first.
     r, jump = 1, 1
     for k_, s_ in layers:
         r += (k_ - 1) * jump
@@ -1272,6 +1281,9 @@ def receptive_field(layers: list[tuple[int, int]]) -> int:
 
 
 # %% tags=["check"] exercise="receptive_field" points=2
+assert_no_forbidden_calls(receptive_field, ["course_utils.cost", "course_utils.models"])
+
+
 def measured_receptive_field(layers: list[tuple[int, int]], size: int = 96) -> int:
     """Side of the input region whose pixels change the centre output pixel (all-ones weights, no padding)."""
     convs = [nn.Conv2d(1, 1, k_, stride=s_, bias=False) for k_, s_ in layers]
@@ -1301,7 +1313,7 @@ print("receptive field of the VGG-like stack:", receptive_field(vgg_like))
 # `expand_ratio == 1`). With padding `k // 2`, the output side is
 # `ceil(h / stride)`.
 
-# %% tags=["solution"] exercise="inverted_residual_macs"
+# %% tags=["solution"] exercise="inverted_residual_macs" forbid=["course_utils.cost", "course_utils.models", "torch.utils.flop_counter"]
 def inverted_residual_macs(c_in: int, c_out: int, h: int, expand_ratio: int = 6, stride: int = 1,
                            kernel_size: int = 3) -> int:
     ### BEGIN SOLUTION
@@ -1316,11 +1328,68 @@ def inverted_residual_macs(c_in: int, c_out: int, h: int, expand_ratio: int = 6,
 
 
 # %% tags=["check"] exercise="inverted_residual_macs" points=2
+assert_no_forbidden_calls(inverted_residual_macs,
+                          ["course_utils.cost", "course_utils.models", "torch.utils.flop_counter"])
 for cin, cout, hh, t, s_, k_ in [(24, 24, 56, 6, 1, 3), (16, 24, 112, 6, 2, 3), (32, 16, 28, 1, 1, 3),
                                  (40, 80, 14, 6, 2, 5), (64, 64, 7, 4, 2, 3)]:
     block = InvertedResidual(cin, cout, stride=s_, expand_ratio=t, kernel_size=k_)
     assert inverted_residual_macs(cin, cout, hh, t, s_, k_) == count_macs(block, (1, cin, hh, hh)), (cin, cout, hh, t)
 print("MACs of InvertedResidual(24, 24) on 56x56:", format_count(inverted_residual_macs(24, 24, 56)))
+
+# %% [markdown]
+# ### Exercise 7 (2 points): an experiment — what do shortcuts do to the gradient?
+#
+# Section 3 measured the gradient at the stem with one fixed seed. Measure it
+# now where the stack of blocks starts, with the *same weights* in the plain
+# and in the residual network. After `seed_everything()`, build one stem
+# `nn.Conv2d(3, 16, 3, padding=1)`, a list `stack` of 24 `BasicBlock(16, 16)`,
+# one head (`nn.AdaptiveAvgPool2d(1)`, `nn.Flatten()`, `nn.Linear(16, 10)`),
+# and one batch `x = torch.randn(16, 3, 16, 16)` with labels
+# `y = torch.randint(0, 10, (16,))`, in that order. Chain them twice: once with
+# each block wrapped in section 3's `PlainBlock` (no shortcut), once with the
+# blocks themselves. For each network compute the cross-entropy on the batch,
+# backpropagate, and keep the norm of the gradient of the first block's first
+# convolution (`stack[0].conv1.conv.weight`): `plain_grad` and `residual_grad`.
+# Put `log10(plain_grad / residual_grad)` (a float) in `log_grad_ratio`, and in
+# `grad_interpretation` write, as a plain string of two or three sentences,
+# what the number says and why shortcuts let much deeper networks train. The
+# grader checks your number against the range of the instructor's runs and
+# passes your text on to the instructor.
+
+# %% tags=["solution"] exercise="shortcut_gradients" experiment={"value": "log_grad_ratio", "interpretation": "grad_interpretation", "tolerance": 0.5}
+### BEGIN SOLUTION
+# Hint: nn.Sequential can chain the same stem, blocks and head twice; gradients accumulate, so clear them in between.
+seed_everything()
+stem = nn.Conv2d(3, 16, 3, padding=1)
+stack = [BasicBlock(16, 16) for _ in range(24)]
+head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+x, y = torch.randn(16, 3, 16, 16), torch.randint(0, 10, (16,))
+first_grads = []
+for body in ([PlainBlock(b) for b in stack], stack):
+    net = nn.Sequential(stem, *body, head)
+    net.zero_grad()
+    nn.functional.cross_entropy(net(x), y).backward()
+    first_grads.append(stack[0].conv1.conv.weight.grad.norm().item())
+plain_grad, residual_grad = first_grads
+log_grad_ratio = math.log10(plain_grad / residual_grad)
+grad_interpretation = (
+    "With the same weights, the gradient reaching the first block of the 24-block plain network is about a "
+    "hundred times larger than in the residual one (log10 ratio near 2), and it keeps growing with depth: a deep "
+    "plain stack is badly conditioned, so no single learning rate suits its early and its late layers. The "
+    "identity shortcuts give every block a direct path to the loss, which keeps the gradients of all blocks in "
+    "the same range whatever the depth, so residual networks of a hundred layers and more still train."
+)
+### END SOLUTION
+print(f"first-block gradient: plain {plain_grad:.3g}, residual {residual_grad:.3g}; log10 ratio {log_grad_ratio:.2f}")
+
+# %% tags=["check"] exercise="shortcut_gradients" points=2
+assert isinstance(log_grad_ratio, float), "log_grad_ratio should be a float"
+assert len(stack) == 24 and all(isinstance(b, BasicBlock) for b in stack), "stack: 24 BasicBlock(16, 16)"
+assert plain_grad > 0 and residual_grad > 0, "both gradient norms should be positive"
+assert math.isclose(log_grad_ratio, math.log10(plain_grad / residual_grad), rel_tol=1e-6), \
+    "log_grad_ratio is the base-10 logarithm of plain_grad / residual_grad"
+assert isinstance(grad_interpretation, str) and len(grad_interpretation.split()) >= 10, \
+    "write two or three sentences in grad_interpretation"
 
 # %% [markdown]
 # ## What next
