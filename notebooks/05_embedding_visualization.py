@@ -1042,8 +1042,10 @@ assert out.shape == (2, 512) and torch.allclose(out.norm(dim=1), torch.ones(2), 
 #
 # Each exercise has a cell for your code (a `NotImplementedError` in your
 # copy) and a self-check: a reference (the package's or scikit-learn's), or
-# cases whose answer is known, and for the last one an explicit loop written
-# in the check itself. No error means it passed.
+# cases whose answer is known, and for Exercise 7 an explicit loop written
+# in the check itself; Exercise 8 is an experiment you run and interpret.
+# No error means it passed. Exercises 1-7 are "write it yourself": each
+# self-check refuses a solution that calls the reference it is compared with.
 #
 # ### Exercise 1 (3 points): trustworthiness by hand
 #
@@ -1056,10 +1058,10 @@ assert out.shape == (2, 512) and torch.allclose(out.norm(dim=1), torch.ones(2), 
 # picture but **not** among its `k` nearest in the full space, and `r(i, j)`
 # is the rank of `j` among `i`'s neighbours in the full space (nearest = 1).
 
-# %% tags=["solution"] exercise="trustworthiness"
+# %% tags=["solution"] exercise="trustworthiness" forbid=["sklearn.manifold", "course_utils.embeddings"]
 def trustworthiness_by_hand(x_high: np.ndarray, x_low: np.ndarray, k: int) -> float:
     ### BEGIN SOLUTION
-    # Hint: d = np.linalg.norm(x[:, None] - x[None], axis=2); np.fill_diagonal(d, np.inf); order = np.argsort(d, axis=1).
+    # Hint: rank every point's neighbours in each space by distance (broadcasting gives all pairs; a point is not its own neighbour).
     n = len(x_high)
 
     def order(x):
@@ -1079,6 +1081,9 @@ def trustworthiness_by_hand(x_high: np.ndarray, x_low: np.ndarray, k: int) -> fl
 
 
 # %% tags=["check"] exercise="trustworthiness" points=3
+from course_utils.selfcheck import assert_no_forbidden_calls
+
+assert_no_forbidden_calls(trustworthiness_by_hand, ["sklearn.manifold", "course_utils.embeddings"])
 rng = np.random.default_rng(1)
 hi_ex = rng.normal(size=(60, 8))
 cases = {"first two coordinates": (hi_ex, hi_ex[:, :2]), "a random picture": (hi_ex, rng.normal(size=(60, 2))),
@@ -1096,10 +1101,10 @@ print("trustworthiness_by_hand matches sklearn.manifold.trustworthiness")
 # others by **cosine** similarity; return the mean, over queries, of the share
 # of its `k` most similar items that have its label.
 
-# %% tags=["solution"] exercise="precision_at_k"
+# %% tags=["solution"] exercise="precision_at_k" forbid=["course_utils.embeddings", "sklearn.neighbors", "sklearn.metrics"]
 def precision_at_k(features: np.ndarray, labels: np.ndarray, k: int) -> float:
     ### BEGIN SOLUTION
-    # Hint: normalise the rows, s = f @ f.T, set the diagonal to -inf, take np.argsort(-s, axis=1)[:, :k].
+    # Hint: after scaling the rows to unit length, one matrix product gives every cosine similarity; exclude each item itself.
     f = features / np.linalg.norm(features, axis=1, keepdims=True)
     s = f @ f.T
     np.fill_diagonal(s, -np.inf)
@@ -1109,6 +1114,7 @@ def precision_at_k(features: np.ndarray, labels: np.ndarray, k: int) -> float:
 
 
 # %% tags=["check"] exercise="precision_at_k" points=2
+assert_no_forbidden_calls(precision_at_k, ["course_utils.embeddings", "sklearn.neighbors", "sklearn.metrics"])
 f_ex = features["metric-trained net, penultimate"][0]
 for k in (1, 5, 9):
     mine, ref = precision_at_k(f_ex, test_set.targets, k), E.retrieval_precision(f_ex, test_set.targets, k=k)
@@ -1122,10 +1128,10 @@ print(f"precision_at_k matches embeddings.retrieval_precision (P@5 = {precision_
 # `[0, 1]`: `bins` equal bins over `[0, 1]` (a value of exactly 1 goes in the
 # last bin), each histogram divided by the number of pixels. Shape `(N, bins)`.
 
-# %% tags=["solution"] exercise="intensity_histogram"
+# %% tags=["solution"] exercise="intensity_histogram" forbid=["course_utils.embeddings", "numpy.histogram", "torch.histc", "torch.histogram"]
 def intensity_histogram(images: torch.Tensor, bins: int) -> np.ndarray:
     ### BEGIN SOLUTION
-    # Hint: b = (images * bins).long().clamp(max=bins - 1); count each bin per image with torch.bincount or ==.
+    # Hint: scaling a value in [0, 1] by bins and truncating gives its bin index (mind the value 1); count per image.
     b = (images.flatten(1) * bins).long().clamp(0, bins - 1)
     counts = torch.stack([(b == j).sum(dim=1) for j in range(bins)], dim=1)
     return (counts.double() / b.shape[1]).numpy()
@@ -1133,6 +1139,7 @@ def intensity_histogram(images: torch.Tensor, bins: int) -> np.ndarray:
 
 
 # %% tags=["check"] exercise="intensity_histogram" points=1
+assert_no_forbidden_calls(intensity_histogram, ["course_utils.embeddings", "numpy.histogram", "torch.histc", "torch.histogram"])
 for bins in (4, 32):
     mine = intensity_histogram(test_images[:20], bins)
     assert mine.shape == (20, bins) and np.allclose(mine.sum(1), 1)
@@ -1148,10 +1155,10 @@ print("intensity_histogram matches embeddings.color_histograms on grey images")
 # directions, `(N, 2)`. (The sign of each direction is arbitrary; the check
 # allows either.)
 
-# %% tags=["solution"] exercise="pca_2d"
+# %% tags=["solution"] exercise="pca_2d" forbid=["sklearn.decomposition", "course_utils.embeddings", "torch.pca_lowrank"]
 def pca_2d(x: np.ndarray) -> np.ndarray:
     ### BEGIN SOLUTION
-    # Hint: xc = x - x.mean(0); u, s, vt = np.linalg.svd(xc, full_matrices=False); project on vt[:2].
+    # Hint: the rows of V^T from np.linalg.svd of the centred data are the principal directions, largest first.
     xc = x - x.mean(axis=0)
     _, _, vt = np.linalg.svd(xc, full_matrices=False)
     return xc @ vt[:2].T
@@ -1159,6 +1166,7 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
 
 
 # %% tags=["check"] exercise="pca_2d" points=2
+assert_no_forbidden_calls(pca_2d, ["sklearn.decomposition", "course_utils.embeddings", "torch.pca_lowrank"])
 mine = pca_2d(test_emb.vectors.astype(np.float64))
 ref = proj["PCA"].coords
 assert mine.shape == ref.shape
@@ -1175,10 +1183,10 @@ print("pca_2d matches scikit-learn's PCA (up to the sign of each axis)")
 # points; `s = (b - a) / max(a, b)`. Return the mean of `s` over points
 # (every label has at least two points here).
 
-# %% tags=["solution"] exercise="silhouette"
+# %% tags=["solution"] exercise="silhouette" forbid=["sklearn.metrics", "course_utils.embeddings"]
 def silhouette_by_hand(x: np.ndarray, labels: np.ndarray) -> float:
     ### BEGIN SOLUTION
-    # Hint: d = np.linalg.norm(x[:, None] - x[None], axis=2); loop over points, mask by labels.
+    # Hint: compute all pairwise distances once; for each point, boolean masks on the labels select its groups.
     d = np.linalg.norm(x[:, None] - x[None], axis=2)
     s = np.empty(len(x))
     for i in range(len(x)):
@@ -1191,6 +1199,7 @@ def silhouette_by_hand(x: np.ndarray, labels: np.ndarray) -> float:
 
 
 # %% tags=["check"] exercise="silhouette" points=2
+assert_no_forbidden_calls(silhouette_by_hand, ["sklearn.metrics", "course_utils.embeddings"])
 for name, xs in [("UMAP", proj["UMAP"].coords), ("full", test_emb.vectors.astype(np.float64))]:
     mine, ref = silhouette_by_hand(xs, test_emb.labels), E.silhouette(xs, test_emb.labels)
     assert abs(mine - ref) < 1e-6, (name, mine, ref)
@@ -1203,7 +1212,7 @@ print("silhouette_by_hand matches sklearn.metrics.silhouette_score")
 # batch, of the squared distance of each feature `(N, D)` to its label's
 # centre (`centres` is `(K, D)`).
 
-# %% tags=["solution"] exercise="center_loss"
+# %% tags=["solution"] exercise="center_loss" forbid=["course_utils.losses"]
 def center_loss(features: torch.Tensor, labels: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     ### BEGIN SOLUTION
     # Hint: centres[labels] picks each feature's centre.
@@ -1212,6 +1221,7 @@ def center_loss(features: torch.Tensor, labels: torch.Tensor, centres: torch.Ten
 
 
 # %% tags=["check"] exercise="center_loss" points=1
+assert_no_forbidden_calls(center_loss, ["course_utils.losses"])
 ref_loss = CenterLoss(10, embedding_dim=2)
 f_cl = torch.as_tensor(feat_2d["softmax + center loss"][:50])
 y_cl = torch.as_tensor(d_test.targets[:50])
@@ -1230,10 +1240,10 @@ print("center_loss matches losses.CenterLoss")
 # distance is below it (false accepts). Then it runs on the 400 ORL photos:
 # how well does the published rule transfer to people the network never saw?
 
-# %% tags=["solution"] exercise="rates_at_threshold"
+# %% tags=["solution"] exercise="rates_at_threshold" forbid=["course_utils.metrics", "course_utils.pretrained", "course_utils.fairness", "sklearn.metrics"]
 def rates_at_threshold(desc: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float]:
     ### BEGIN SOLUTION
-    # Hint: d = np.linalg.norm(desc[:, None] - desc[None], axis=2); i, j = np.triu_indices(len(desc), k=1).
+    # Hint: all pairwise distances at once by broadcasting; np.triu_indices lists each unordered pair once.
     d = np.linalg.norm(desc[:, None, :] - desc[None, :, :], axis=2)
     i, j = np.triu_indices(len(desc), k=1)
     same = labels[i] == labels[j]
@@ -1243,6 +1253,7 @@ def rates_at_threshold(desc: np.ndarray, labels: np.ndarray, threshold: float) -
 
 
 # %% tags=["check"] exercise="rates_at_threshold" points=2
+assert_no_forbidden_calls(rates_at_threshold, ["course_utils.metrics", "course_utils.pretrained", "course_utils.fairness", "sklearn.metrics"])
 # known answers: three points on a line, labels a a b; distances 1 (a-a), 3 (a-b) and 2 (a-b)
 toy = np.array([[0.0], [1.0], [3.0]])
 assert rates_at_threshold(toy, np.array([0, 0, 1]), 1.5) == (1.0, 0.0)
@@ -1260,6 +1271,51 @@ tar, far = rates_at_threshold(real_all.vectors.astype(np.float64), real_all.labe
 print(f"{real_all.name} on all {len(real_all)} ORL photos at the threshold 0.6: {tar:.1%} of same-person pairs "
       f"accepted, {far:.2%} of different-person pairs accepted"
       + ("" if USE_DLIB else " (the course embedder stands in: 0.6 is not its threshold)"))
+
+# %% [markdown]
+# ### Exercise 8 (2 points): an experiment — what does each picture keep?
+#
+# Section 4 measured, for the 10 unseen people, whether a photo's neighbours
+# in a picture are the same person. Now do it for all 40 ORL people with the
+# course embedder (the next cell gives you its 64-d embeddings of the 400
+# faces, `exp_emb`). Call `seed = seed_everything()`, draw the embedding in
+# 2-D with PCA and with t-SNE (`E.project(..., seed=seed)`), and put in
+# `tsne_gain` the leave-one-out 5-NN accuracy in the t-SNE picture **minus**
+# the one in the PCA picture (`E.knn_accuracy_2d`; a float, positive when
+# t-SNE keeps more neighbours). In `tsne_gain_interpretation` write, as a
+# plain string of two or three sentences, what each projection keeps and
+# loses, comparing with the 5-NN accuracy of the full 64-d space. The grader
+# checks your number against the range of the instructor's runs and passes
+# your text on to the instructor.
+
+# %% tags=["setup"]
+# The data of Exercise 8 (the grader runs this cell too): the course embedder's 64-d embeddings of all faces.
+exp_emb = E.extract(P.load_source_model("faces_supervised").eval(), load_face_identities("orl", image_size=IMG),
+                    device=resolve_device(), forward_fn=course_forward, name=COURSE)
+print(f"exp_emb: {len(exp_emb)} faces of {len(np.unique(exp_emb.labels))} people, {exp_emb.dim}-d")
+
+# %% tags=["solution"] exercise="tsne_vs_pca" timeout=90 experiment={"value": "tsne_gain", "interpretation": "tsne_gain_interpretation", "tolerance": 0.05}
+### BEGIN SOLUTION
+# Hint: project the same vectors twice (same seed), score each picture against exp_emb.labels, subtract.
+seed = seed_everything()
+exp_pca = E.project(exp_emb.vectors, "pca", seed=seed)
+exp_tsne = E.project(exp_emb.vectors, "tsne", seed=seed)
+tsne_gain = float(E.knn_accuracy_2d(exp_tsne.coords, exp_emb.labels) - E.knn_accuracy_2d(exp_pca.coords, exp_emb.labels))
+tsne_gain_interpretation = (
+    "t-SNE keeps neighbourhoods: in its picture almost every photo's five nearest photos are still mostly the "
+    "same person, about as often as in the full 64-d space. PCA keeps only the two directions of largest variance, "
+    "which do not separate forty people, so most neighbours in the PCA picture are other people; the PCA picture "
+    "hides a separation the embedding has, while t-SNE's clusters say nothing about distances between people."
+)
+### END SOLUTION
+print(f"5-NN accuracy: t-SNE minus PCA = {tsne_gain:+.3f} "
+      f"(full {exp_emb.dim}-d space: {E.knn_accuracy_2d(exp_emb.vectors, exp_emb.labels):.3f})")
+
+# %% tags=["check"] exercise="tsne_vs_pca" points=2
+assert isinstance(tsne_gain, float) and -1.0 <= tsne_gain <= 1.0, "tsne_gain is a difference of two accuracies"
+assert isinstance(tsne_gain_interpretation, str) and len(tsne_gain_interpretation.split()) >= 10, \
+    "write two or three sentences in tsne_gain_interpretation"
+assert exp_tsne.coords.shape == exp_pca.coords.shape == (len(exp_emb), 2), "two 2-D pictures of all the faces"
 
 # %% [markdown]
 # ## What next
