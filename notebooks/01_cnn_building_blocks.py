@@ -1060,14 +1060,15 @@ print(f"Kim text CNN on {len(words.words_test):,} test words of {len(words.langu
 # ### Exercise 1 (3 points): convolution as a matrix product
 #
 # Write `conv2d_im2col(x, weight, bias, stride, padding)` for `groups = 1`
-# and `dilation = 1` using `F.unfold` and one matrix product (no loops, no
-# `F.conv2d`). `x` is `(N, C_in, H, W)`, `weight` `(C_out, C_in, k, k)`.
+# and `dilation = 1` using `F.unfold` and one matrix product (no loops; no
+# `F.conv2d` or other convolution, no `course_utils.layers`). `x` is
+# `(N, C_in, H, W)`, `weight` `(C_out, C_in, k, k)`.
 
-# %% tags=["solution"] exercise="conv_im2col"
+# %% tags=["solution"] exercise="conv_im2col" forbid=["torch.nn.functional.conv2d", "torch.conv2d", "torch.nn.Conv2d", "torch.convolution", "torch.nn.functional.conv1d", "torch.nn.grad", "torch.ops", "torch._C", "course_utils.layers", "course_utils.models"]
 def conv2d_im2col(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride: int = 1,
                   padding: int = 0) -> torch.Tensor:
     ### BEGIN SOLUTION
-    # Hint: F.unfold(x, k, padding=padding, stride=stride) gives (N, C_in*k*k, L); weight.view(C_out, -1) @ that; reshape with the output-size formula.
+    # Hint: F.unfold turns every k x k patch into one column, shape (N, C_in*k*k, L); flatten the weights to a matrix with the same C_in*k*k so one @ computes all outputs; the output-size formula tells you how to fold L back into (H_out, W_out).
     n, _, h, w = x.shape
     c_out, _, k, _ = weight.shape
     h_out = (h + 2 * padding - k) // stride + 1
@@ -1079,6 +1080,11 @@ def conv2d_im2col(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 
 
 # %% tags=["check"] exercise="conv_im2col" points=3
+from course_utils.selfcheck import assert_no_forbidden_calls
+
+assert_no_forbidden_calls(conv2d_im2col, ["torch.nn.functional.conv2d", "torch.conv2d", "torch.nn.Conv2d",
+                                          "torch.convolution", "torch.nn.functional.conv1d", "torch.nn.grad",
+                                          "torch.ops", "torch._C", "course_utils.layers", "course_utils.models"])
 xe = torch.randn(2, 3, 11, 9)
 for k, s, p in [(3, 1, 0), (3, 2, 1), (5, 1, 2), (1, 1, 0), (4, 3, 2)]:
     we, be = torch.randn(6, 3, k, k), torch.randn(6)
@@ -1091,17 +1097,21 @@ print("conv2d_im2col matches F.conv2d")
 # ### Exercise 2 (1 point): output sizes
 #
 # Write `output_size(n, k, stride=1, padding=0, dilation=1)` returning the
-# output length of a convolution along one dimension.
+# output length of a convolution along one dimension (without
+# `course_utils.layers`, whose `L.conv_output_size` does it).
 
-# %% tags=["solution"] exercise="output_size"
+# %% tags=["solution"] exercise="output_size" forbid=["course_utils.layers"]
 def output_size(n: int, k: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
     ### BEGIN SOLUTION
-    # Hint: the dilated kernel spans d*(k-1)+1 pixels of the padded input n+2p; count its positions in steps of s.
+    # Hint: section 1 derives it: how many input pixels does a dilated kernel span, how long is the padded input, and how many stride-s steps fit?
     return (n + 2 * padding - dilation * (k - 1) - 1) // stride + 1
     ### END SOLUTION
 
 
 # %% tags=["check"] exercise="output_size" points=1
+from course_utils.selfcheck import assert_no_forbidden_calls
+
+assert_no_forbidden_calls(output_size, ["course_utils.layers"])
 for n, k, s, p, d in [(32, 3, 1, 1, 1), (224, 7, 2, 3, 1), (28, 5, 1, 0, 1), (17, 3, 2, 0, 1), (64, 3, 1, 2, 2),
                       (10, 4, 3, 1, 1), (9, 3, 1, 0, 4)]:
     real = nn.Conv2d(1, 1, k, stride=s, padding=p, dilation=d)(torch.zeros(1, 1, n, n)).shape[-1]
@@ -1114,19 +1124,23 @@ print("output_size agrees with nn.Conv2d")
 # Write `conv_cost(c_in, c_out, k, h_out, w_out, groups=1, bias=True)` that
 # returns `(parameters, multiply_adds)` of a `k x k` `nn.Conv2d` with that
 # output size. Count one multiply-add per weight per output position (biases
-# are parameters, but not multiply-adds, as in the papers).
+# are parameters, but not multiply-adds, as in the papers). Do not use
+# `course_utils.cost`.
 
-# %% tags=["solution"] exercise="conv_cost"
+# %% tags=["solution"] exercise="conv_cost" forbid=["course_utils.cost"]
 def conv_cost(c_in: int, c_out: int, k: int, h_out: int, w_out: int, groups: int = 1,
               bias: bool = True) -> tuple[int, int]:
     ### BEGIN SOLUTION
-    # Hint: each output channel has (c_in // groups) * k * k weights; each weight is used once per output pixel.
+    # Hint: with groups, each output channel sees only its group's share of the input channels; each weight is used once per output pixel, and the bias adds one parameter per output channel.
     weights = c_out * (c_in // groups) * k * k
     return weights + (c_out if bias else 0), weights * h_out * w_out
     ### END SOLUTION
 
 
 # %% tags=["check"] exercise="conv_cost" points=2
+from course_utils.selfcheck import assert_no_forbidden_calls
+
+assert_no_forbidden_calls(conv_cost, ["course_utils.cost"])
 for c_in, c_out, k, s, g, bias, size in [(3, 64, 7, 2, 1, False, 224), (64, 64, 3, 1, 1, True, 56),
                                          (32, 32, 3, 1, 32, False, 28), (64, 128, 1, 1, 1, True, 14),
                                          (16, 32, 5, 2, 4, True, 20)]:
@@ -1142,12 +1156,13 @@ print("conv_cost agrees with the parameters and the FlopCounter's multiply-adds"
 # Write `batch_norm_train(x, gamma, beta, eps=1e-5)` for `x` of shape
 # `(N, C, H, W)`: normalise each channel with the mean and the *biased*
 # variance over `N, H, W`, then scale by `gamma` and shift by `beta` (both
-# shape `(C,)`). Do not call `F.batch_norm` or `nn.BatchNorm2d`.
+# shape `(C,)`). Do not call `F.batch_norm`, `nn.BatchNorm2d`, another
+# normalisation or `course_utils.layers`.
 
-# %% tags=["solution"] exercise="batch_norm"
+# %% tags=["solution"] exercise="batch_norm" forbid=["torch.nn.functional.batch_norm", "torch.batch_norm", "torch.nn.BatchNorm2d", "torch.nn.functional.instance_norm", "torch.nn.functional.layer_norm", "torch.ops", "torch._C", "course_utils.layers"]
 def batch_norm_train(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     ### BEGIN SOLUTION
-    # Hint: x.mean(dim=(0, 2, 3), keepdim=True) and x.var(dim=(0, 2, 3), unbiased=False, keepdim=True); reshape gamma to (1, C, 1, 1).
+    # Hint: reduce over every dimension except the channel one, keeping dimensions so the result broadcasts; mind which variance (biased) is asked for; gamma and beta need a shape that broadcasts over (N, C, H, W).
     mean = x.mean(dim=(0, 2, 3), keepdim=True)
     var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
     return gamma.view(1, -1, 1, 1) * (x - mean) / torch.sqrt(var + eps) + beta.view(1, -1, 1, 1)
@@ -1155,6 +1170,12 @@ def batch_norm_train(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, e
 
 
 # %% tags=["check"] exercise="batch_norm" points=2
+from course_utils.selfcheck import assert_no_forbidden_calls
+
+assert_no_forbidden_calls(batch_norm_train, ["torch.nn.functional.batch_norm", "torch.batch_norm",
+                                             "torch.nn.BatchNorm2d", "torch.nn.functional.instance_norm",
+                                             "torch.nn.functional.layer_norm", "torch.ops", "torch._C",
+                                             "course_utils.layers"])
 xb_ex = torch.randn(8, 5, 6, 7) * torch.arange(1, 6).view(1, 5, 1, 1) + 3
 g_ex, b_ex = torch.rand(5) + 0.5, torch.randn(5)
 assert torch.allclose(batch_norm_train(xb_ex, g_ex, b_ex), F.batch_norm(xb_ex, None, None, g_ex, b_ex, training=True),
@@ -1169,18 +1190,23 @@ print("batch_norm_train matches F.batch_norm in training mode")
 # Write `maxout_forward(x, weight, bias, pieces)`: `x` is `(B, in)`, `weight`
 # `(out * pieces, in)` and `bias` `(out * pieces,)` as in `nn.Linear`; the
 # `pieces` consecutive rows `j*pieces ... j*pieces + pieces - 1` belong to
-# output `j`. Return the `(B, out)` maximum over each output's pieces.
+# output `j`. Return the `(B, out)` maximum over each output's pieces
+# (without `course_utils.layers` or `F.max_pool1d`).
 
-# %% tags=["solution"] exercise="maxout"
+# %% tags=["solution"] exercise="maxout" forbid=["course_utils.layers", "torch.nn.functional.max_pool1d", "torch.ops", "torch._C"]
 def maxout_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, pieces: int) -> torch.Tensor:
     ### BEGIN SOLUTION
-    # Hint: z = x @ weight.T + bias has shape (B, out*pieces); view it as (B, out, pieces) and take the max over the last dim.
+    # Hint: first compute what nn.Linear would, a (B, out*pieces) tensor; since each output's pieces are consecutive, a reshape puts them in their own dimension to reduce over.
     z = x @ weight.T + bias
     return z.view(x.shape[0], -1, pieces).max(dim=-1).values
     ### END SOLUTION
 
 
 # %% tags=["check"] exercise="maxout" points=2
+from course_utils.selfcheck import assert_no_forbidden_calls
+
+assert_no_forbidden_calls(maxout_forward, ["course_utils.layers", "torch.nn.functional.max_pool1d", "torch.ops",
+                                           "torch._C"])
 mx = L.Maxout(7, 4, pieces=3)
 xm = torch.randn(10, 7)
 assert torch.allclose(maxout_forward(xm, mx.linear.weight, mx.linear.bias, 3), mx(xm), atol=1e-6)
@@ -1194,12 +1220,13 @@ print("maxout_forward matches L.Maxout, and two pieces make a ReLU")
 #
 # Write `head_as_conv(linear, channels, h, w)` that returns an `nn.Conv2d`
 # computing the same scores as `linear(features.flatten(1))` for feature maps
-# of shape `(N, channels, h, w)` (do not call `L.linear_to_conv1x1`).
+# of shape `(N, channels, h, w)` (do not use `course_utils.layers`, whose
+# `L.linear_to_conv1x1` does it).
 
-# %% tags=["solution"] exercise="head_as_conv"
+# %% tags=["solution"] exercise="head_as_conv" forbid=["course_utils.layers"]
 def head_as_conv(linear: nn.Linear, channels: int, h: int, w: int) -> nn.Conv2d:
     ### BEGIN SOLUTION
-    # Hint: nn.Conv2d(channels, linear.out_features, kernel_size=(h, w)); copy linear.weight.view(out, channels, h, w) and the bias under torch.no_grad().
+    # Hint: a kernel as large as the whole feature map gives one output per class; each row of linear.weight is a flattened (channels, h, w) map, in flatten(1) order; copy weights and bias without tracking gradients.
     conv = nn.Conv2d(channels, linear.out_features, kernel_size=(h, w))
     with torch.no_grad():
         conv.weight.copy_(linear.weight.view(linear.out_features, channels, h, w))
@@ -1209,6 +1236,9 @@ def head_as_conv(linear: nn.Linear, channels: int, h: int, w: int) -> nn.Conv2d:
 
 
 # %% tags=["check"] exercise="head_as_conv" points=2
+from course_utils.selfcheck import assert_no_forbidden_calls
+
+assert_no_forbidden_calls(head_as_conv, ["course_utils.layers"])
 lin = nn.Linear(6 * 3 * 4, 5)
 fm = torch.randn(4, 6, 3, 4)
 hc = head_as_conv(lin, 6, 3, 4)
@@ -1216,3 +1246,50 @@ assert isinstance(hc, nn.Conv2d)
 assert torch.allclose(hc(fm).flatten(1), lin(fm.flatten(1)), atol=1e-5)
 assert hc(torch.randn(1, 6, 7, 9)).shape == (1, 5, 5, 6), "on a larger map it slides"
 print("head_as_conv gives the same scores and slides over larger maps")
+
+# %% [markdown]
+# ### Exercise 7 (2 points): an experiment — how much gradient reaches the first layer?
+#
+# Section 4 measured the gradient per layer with each activation's matching
+# initialisation. Now leave PyTorch's **default** initialisation alone. After
+# calling `seed_everything()`, draw a batch of 256 standard-normal inputs with
+# 64 features (`torch.randn`) and 256 random labels out of 10 classes
+# (`torch.randint`), in that order; build `sigmoid_net`, a plain stack of 20
+# hidden layers of width 128 with sigmoid activations and a linear head of 10
+# outputs (`L.mlp_stack`); do one backward pass of the cross-entropy loss and
+# put in `sigmoid_shrink_log10` the base-10 logarithm of the gradient norm of
+# the first layer's weights divided by that of the last layer (the head), as a
+# Python float (`L.layer_gradient_norms` measures the norms). In
+# `sigmoid_interpretation` write, as a plain string of two or three
+# sentences, what this number means for training the first layers, and how it
+# compares with the ReLU network of section 4 (its shrink was printed under
+# the plot). The grader checks your number against the range of the
+# instructor's runs and passes your text on to the instructor.
+
+# %% tags=["solution"] exercise="sigmoid_gradient_shrink" experiment={"value": "sigmoid_shrink_log10", "interpretation": "sigmoid_interpretation", "tolerance": 0.5}
+### BEGIN SOLUTION
+# Hint: section 4's gradient-norm cell does almost this; skip its init_weights call, and remember which end of the list is the input side.
+seed_everything()
+x_shrink = torch.randn(256, 64)
+y_shrink = torch.randint(0, 10, (256,))
+sigmoid_net = L.mlp_stack(20, 128, nn.Sigmoid, in_features=64, out_features=10)
+norms_shrink = L.layer_gradient_norms(sigmoid_net, x_shrink, y_shrink)
+sigmoid_shrink_log10 = float(np.log10(norms_shrink[0] / norms_shrink[-1]))
+sigmoid_interpretation = (
+    "At the default initialisation the first layer of the sigmoid stack gets a gradient about 1e-17 times that "
+    "of the head: every layer multiplies the backward signal by a sigmoid slope of at most 1/4 and by small "
+    "weights, so with one learning rate for all layers the first ones barely learn. The ReLU network of section 4, "
+    "with Kaiming initialisation, kept the gradient of its first layer within an order of magnitude of the last."
+)
+### END SOLUTION
+print(f"sigmoid stack, default initialisation: first/last gradient norm = 10^{sigmoid_shrink_log10:.2f}")
+
+# %% tags=["check"] exercise="sigmoid_gradient_shrink" points=2
+assert isinstance(sigmoid_shrink_log10, float), "sigmoid_shrink_log10 should be a Python float"
+assert sigmoid_shrink_log10 < 0, "the first layer gets the smaller gradient: log10(first / last) is negative"
+assert isinstance(sigmoid_interpretation, str) and len(sigmoid_interpretation.split()) >= 10, \
+    "write two or three sentences in sigmoid_interpretation"
+linears = [m for m in sigmoid_net.modules() if isinstance(m, nn.Linear)]
+assert len(linears) == 21 and linears[0].in_features == 64 and linears[-1].out_features == 10, \
+    "20 hidden layers from 64 inputs, and a head of 10 outputs"
+assert sum(isinstance(m, nn.Sigmoid) for m in sigmoid_net.modules()) == 20, "one sigmoid per hidden layer"
