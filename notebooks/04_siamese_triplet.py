@@ -94,7 +94,7 @@ device = resolve_device()
 # when it falls back). The split is by **identity**: the test people never
 # appear in training.
 
-# %%
+# %% tags=["setup"]
 from course_utils.data import PairDataset, PKBatchSampler, identity_split, load_face_identities
 from course_utils.plots import show_images
 
@@ -112,6 +112,7 @@ print(f"training: {n_train_ids} people, {len(train_set)} images; "
       f"test: {n_test_ids} people never seen in training, {len(test_set)} images")
 assert set(faces.targets[split.train]).isdisjoint(faces.targets[split.test])
 
+# %%
 first_two = np.concatenate([np.flatnonzero(test_set.targets == t)[:2] for t in np.unique(test_set.targets)[:8]])
 show_images(test_set.images[first_two], [f"id {t}" for t in test_set.targets[first_two]], ncols=8,
             title="two photos of each of 8 test people (never seen in training)");
@@ -258,7 +259,8 @@ from course_utils.miners import BatchHardMiner, SemiHardMiner
 from course_utils.train import fit, make_loader
 
 EPOCHS = pick(fast=30, full=80)
-P, K = 6, 5
+P = 6  # people per batch
+K = 5  # photos of each
 MARGIN = 0.2  # triplet margin on squared L2 distances between unit vectors (FaceNet's value)
 CONTRASTIVE_MARGIN = 1.4  # on L2 distances in [0, 2]: push other people to a cosine below 0.02
 LR = 3e-3
@@ -943,15 +945,19 @@ assert all(0.5 < v <= 1 for v in deepface_auc), deepface_auc
 # for **unit** vectors `x_i`, `y_i` (shape `(N, D)` each) using only their
 # cosine similarity.
 
-# %% tags=["solution"] exercise="two_minus_two_cos"
+# %% tags=["solution"] exercise="two_minus_two_cos" forbid=["course_utils.distances", "torch.cdist", "torch.nn.functional.pairwise_distance"]
 def squared_distance_from_cosine(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     ### BEGIN SOLUTION
-    # Hint: the cosine of unit vectors is their dot product, (x * y).sum(1).
+    # Hint: expand ||x - y||^2 for unit vectors; the cosine of two unit vectors is their dot product, row by row.
     return 2 - 2 * (x * y).sum(dim=1)
     ### END SOLUTION
 
 
 # %% tags=["check"] exercise="two_minus_two_cos" points=1
+from course_utils.selfcheck import assert_no_forbidden_calls
+
+assert_no_forbidden_calls(squared_distance_from_cosine,
+                          ["course_utils.distances", "torch.cdist", "torch.nn.functional.pairwise_distance"])
 g = torch.Generator().manual_seed(4)
 u = torch.nn.functional.normalize(torch.randn(50, 16, generator=g), dim=1)
 v = torch.nn.functional.normalize(torch.randn(50, 16, generator=g), dim=1)
@@ -967,11 +973,11 @@ print("squared_distance_from_cosine matches ||x - y||^2 on unit vectors")
 # over the given triplets (index tensors into `emb`, shape `(T,)` each) of
 # `max(0, ||a - p||² - ||a - n||² + margin)`.
 
-# %% tags=["solution"] exercise="triplet_loss"
+# %% tags=["solution"] exercise="triplet_loss" forbid=["course_utils.losses", "torch.nn.TripletMarginLoss", "torch.nn.functional.triplet_margin_loss"]
 def triplet_loss(emb: torch.Tensor, anchors: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor,
                  margin: float) -> torch.Tensor:
     ### BEGIN SOLUTION
-    # Hint: index emb with each tensor, take squared distances with .pow(2).sum(1), then torch.relu(...).mean().
+    # Hint: indexing emb with an index tensor gives one row per triplet; the hinge max(0, .) is a ReLU.
     d_ap = (emb[anchors] - emb[positives]).pow(2).sum(dim=1)
     d_an = (emb[anchors] - emb[negatives]).pow(2).sum(dim=1)
     return torch.relu(d_ap - d_an + margin).mean()
@@ -981,6 +987,8 @@ def triplet_loss(emb: torch.Tensor, anchors: torch.Tensor, positives: torch.Tens
 # %% tags=["check"] exercise="triplet_loss" points=2
 from course_utils.miners import AllTripletsMiner
 
+assert_no_forbidden_calls(triplet_loss, ["course_utils.losses", "torch.nn.TripletMarginLoss",
+                                         "torch.nn.functional.triplet_margin_loss"])
 g = torch.Generator().manual_seed(5)
 emb_ex = torch.nn.functional.normalize(torch.randn(24, 8, generator=g), dim=1)
 lab_ex = torch.arange(6).repeat_interleave(4)
@@ -1000,10 +1008,10 @@ print(f"triplet_loss matches TripletLoss on {len(a_ex)} triplets at three margin
 # L2. No Python loop over anchors: build the `(N, N)` distance matrix and
 # masks.
 
-# %% tags=["solution"] exercise="batch_hard"
+# %% tags=["solution"] exercise="batch_hard" forbid=["course_utils.miners"]
 def batch_hard(emb: torch.Tensor, labels: torch.Tensor):
     ### BEGIN SOLUTION
-    # Hint: d = torch.cdist(emb, emb) ** 2; same = labels[:, None] == labels[None, :]; mask with inf/-inf, then argmax/argmin.
+    # Hint: broadcasting labels against themselves gives the same-person mask; fill the pairs an anchor may not use with -inf or inf, then argmax/argmin per row.
     d = torch.cdist(emb, emb).pow(2)
     same = labels[:, None] == labels[None, :]
     eye = torch.eye(len(labels), dtype=torch.bool)
@@ -1016,6 +1024,7 @@ def batch_hard(emb: torch.Tensor, labels: torch.Tensor):
 
 
 # %% tags=["check"] exercise="batch_hard" points=3
+assert_no_forbidden_calls(batch_hard, ["course_utils.miners"])
 g = torch.Generator().manual_seed(6)
 emb_bh = torch.randn(32, 8, generator=g)
 lab_bh = torch.tensor([0] * 8 + [1] * 8 + [2] * 8 + [3] * 7 + [9])  # identity 9 has no positive
@@ -1035,10 +1044,10 @@ print("batch_hard picks the same triplets as BatchHardMiner")
 # rejected. Return the error rate where the two cross (the mean of FAR and
 # FRR at the threshold where `|FAR - FRR|` is smallest is precise enough).
 
-# %% tags=["solution"] exercise="eer"
+# %% tags=["solution"] exercise="eer" forbid=["course_utils.metrics", "sklearn.metrics"]
 def eer(scores: np.ndarray, same: np.ndarray) -> float:
     ### BEGIN SOLUTION
-    # Hint: for t in np.unique(scores): far = np.mean(scores[~same] >= t); frr = np.mean(scores[same] < t).
+    # Hint: the distinct scores are the only thresholds worth trying; at each, FAR comes from the impostor scores and FRR from the genuine ones.
     same = np.asarray(same, dtype=bool)
     best_gap, best_rate = np.inf, 1.0
     for t in np.unique(scores):
@@ -1053,6 +1062,7 @@ def eer(scores: np.ndarray, same: np.ndarray) -> float:
 # %% tags=["check"] exercise="eer" points=2
 from course_utils.metrics import equal_error_rate
 
+assert_no_forbidden_calls(eer, ["course_utils.metrics", "sklearn.metrics"])
 rng = np.random.default_rng(7)
 same_ex = np.r_[np.ones(300, bool), np.zeros(3000, bool)]
 scores_ex = np.where(same_ex, rng.normal(1.5, 1, same_ex.size), rng.normal(0, 1, same_ex.size))
@@ -1068,7 +1078,7 @@ print(f"EER of the best model: yours {eer(*curves[best]):.4f}, "
 # the fraction of probes whose most cosine-similar gallery embedding has the
 # right label.
 
-# %% tags=["solution"] exercise="rank1"
+# %% tags=["solution"] exercise="rank1" forbid=["course_utils.metrics", "course_utils.facerec"]
 def rank1_accuracy(probe_emb: torch.Tensor, probe_labels, gallery_emb: torch.Tensor, gallery_labels) -> float:
     ### BEGIN SOLUTION
     # Hint: normalise both, take the (P, G) matrix of dot products, argmax over the gallery.
@@ -1082,6 +1092,7 @@ def rank1_accuracy(probe_emb: torch.Tensor, probe_labels, gallery_emb: torch.Ten
 # %% tags=["check"] exercise="rank1" points=2
 from course_utils.metrics import rank_k_accuracy
 
+assert_no_forbidden_calls(rank1_accuracy, ["course_utils.metrics", "course_utils.facerec"])
 closed = gallery_probe_split(test_set.targets, seed=3)
 yours = rank1_accuracy(test_emb[closed.probes], test_set.targets[closed.probes], test_emb[closed.gallery],
                        test_set.targets[closed.gallery])
@@ -1097,16 +1108,17 @@ print(f"one-shot rank-1 of {best} on {len(closed.probes)} probes: {yours:.3f}")
 # `d²` for same-person pairs and `max(0, margin - d)²` for the others, where
 # `d = ||x1_i - x2_i||`.
 
-# %% tags=["solution"] exercise="contrastive"
+# %% tags=["solution"] exercise="contrastive" forbid=["course_utils.losses"]
 def contrastive_loss(x1: torch.Tensor, x2: torch.Tensor, same: torch.Tensor, margin: float) -> torch.Tensor:
     ### BEGIN SOLUTION
-    # Hint: d = (x1 - x2).norm(dim=1); torch.where(same, d**2, torch.relu(margin - d)**2).mean()
+    # Hint: one distance per row; torch.where picks, pair by pair, between the genuine and the impostor term (same may be 0/1, not bool).
     d = (x1 - x2).norm(dim=1)
     return torch.where(same.bool(), d.pow(2), torch.relu(margin - d).pow(2)).mean()
     ### END SOLUTION
 
 
 # %% tags=["check"] exercise="contrastive" points=2
+assert_no_forbidden_calls(contrastive_loss, ["course_utils.losses"])
 g = torch.Generator().manual_seed(8)
 c1, c2 = torch.randn(40, 6, generator=g), torch.randn(40, 6, generator=g) * 0.3
 same_c = torch.rand(40, generator=g) < 0.5
@@ -1126,10 +1138,10 @@ print("contrastive_loss matches ContrastiveLoss")
 # genuine pairs (same label) accepted, and the share of impostor pairs
 # accepted. A pair at exactly `threshold` is rejected.
 
-# %% tags=["solution"] exercise="dlib_rule"
+# %% tags=["solution"] exercise="dlib_rule" forbid=["course_utils.metrics", "course_utils.pretrained"]
 def rates_at_distance(descriptors: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float]:
     ### BEGIN SOLUTION
-    # Hint: d = np.linalg.norm(x[:, None] - x[None], axis=-1); i, j = np.triu_indices(len(x), k=1); accept = d[i, j] < threshold.
+    # Hint: np.triu_indices lists every pair i < j once; accept a pair when its Euclidean distance is strictly below the threshold.
     x = np.asarray(descriptors, dtype=np.float64)
     y = np.asarray(labels)
     i, j = np.triu_indices(len(x), k=1)
@@ -1140,6 +1152,7 @@ def rates_at_distance(descriptors: np.ndarray, labels: np.ndarray, threshold: fl
 
 
 # %% tags=["check"] exercise="dlib_rule" points=2
+assert_no_forbidden_calls(rates_at_distance, ["course_utils.metrics", "course_utils.pretrained"])
 # four images on a line: pairs (0,1) d=0.5 and (2,3) d=1.25 are genuine; impostors at 0.75, 2.0, 0.25, 1.5
 line = np.zeros((4, 128))
 line[:, 0] = [0.0, 0.5, 0.75, 2.0]
@@ -1158,6 +1171,67 @@ if REAL_MODEL:
           f"FAR {ex_far:.4f}, over {int(ex_same.sum())} genuine and {int((~ex_same).sum())} impostor pairs")
 else:
     print("rates_at_distance passes the constructed cases (dlib's descriptors are not available here)")
+
+# %% [markdown]
+# ### Exercise 8 (2 points): an experiment — what does mining change?
+#
+# Section 9 showed, over whole training runs, that without mining most
+# triplets soon stop teaching anything. Measure it yourself, small: train
+# `make_net()` (the same start as every loss above) with the plain
+# all-triplets `TripletLoss(MARGIN)` for exactly **5 epochs**, without
+# augmentation, on P x K batches of the training people from
+# `PKBatchSampler(train_set.targets, p=P, k=K, seed=seed)`, where
+# `seed = seed_everything()` is called right after `make_net()`, with
+# `AdamW(lr=LR, weight_decay=1e-2)`. Then embed (in eval mode) the first
+# P x K batch of the **test** people, `PKBatchSampler(test_set.targets, p=P, k=K, seed=0)`,
+# and on that batch compute the share of *active* triplets
+# (`d(a,p) - d(a,n) + MARGIN > 0`, squared L2) among all its valid triplets
+# (`AllTripletsMiner`) into `active_all`, and among its batch-hard triplets
+# (`BatchHardMiner`) into `active_hard`, both as floats. In
+# `mining_interpretation` write, as a plain string of two or three
+# sentences, what the two shares say about the gradient each loss gets and
+# why mining helps. The grader checks `active_all` against the range of the
+# instructor's runs and passes your text on to the instructor.
+
+# %% tags=["solution"] exercise="mining_active" timeout=60 experiment={"value": "active_all", "interpretation": "mining_interpretation", "tolerance": 0.05}
+from course_utils.miners import AllTripletsMiner, BatchHardMiner
+
+### BEGIN SOLUTION
+# Hint: train as train_embedding does, minus the scheduler, augmentation and tracking; each miner returns (anchors, positives, negatives) indices into the batch's embeddings.
+mining_net = make_net()
+seed = seed_everything()
+mining_loader = make_loader(train_set, batch_sampler=PKBatchSampler(train_set.targets, p=P, k=K, seed=seed))
+fit(mining_net, mining_loader, loss_fn=TripletLoss(MARGIN), epochs=5, progress=False,
+    optimizer=torch.optim.AdamW(mining_net.parameters(), lr=LR, weight_decay=1e-2))
+test_batch = next(iter(PKBatchSampler(test_set.targets, p=P, k=K, seed=0)))
+with torch.no_grad():
+    batch_emb = mining_net.eval()(test_set.float_images()[test_batch])
+batch_lab = torch.as_tensor(test_set.targets[test_batch])
+
+
+def active_share(miner) -> float:
+    a, p, n = miner(batch_emb, batch_lab)
+    violation = (batch_emb[a] - batch_emb[p]).pow(2).sum(1) - (batch_emb[a] - batch_emb[n]).pow(2).sum(1) + MARGIN
+    return float((violation > 0).float().mean())
+
+
+active_all, active_hard = active_share(AllTripletsMiner()), active_share(BatchHardMiner())
+mining_interpretation = (
+    "After only five epochs most triplets of a batch of new people already satisfy the margin, so the "
+    "all-triplets loss averages over a majority of zeros and its gradient is diluted. Nearly every batch-hard "
+    "triplet of the same batch is still active: mining keeps the loss on the triplets that still carry a "
+    "training signal."
+)
+### END SOLUTION
+print(f"active triplets on one P x K batch of test people: {active_all:.3f} of all triplets, "
+      f"{active_hard:.3f} of the batch-hard ones")
+
+# %% tags=["check"] exercise="mining_active" points=2
+assert isinstance(active_all, float) and 0.0 <= active_all <= 1.0, "active_all should be a share between 0 and 1"
+assert isinstance(active_hard, float) and 0.0 <= active_hard <= 1.0, "active_hard should be a share between 0 and 1"
+assert active_hard > active_all, "the hardest triplets should violate the margin more often than the average one"
+assert isinstance(mining_interpretation, str) and len(mining_interpretation.split()) >= 10, \
+    "write two or three sentences in mining_interpretation"
 
 # %% [markdown]
 # ## What next
