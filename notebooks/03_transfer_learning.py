@@ -78,6 +78,7 @@ from course_utils.losses import LabelSmoothingCrossEntropy, NTXentLoss
 from course_utils.metrics import expected_calibration_error
 from course_utils.models import create_model
 from course_utils.plots import plot_mean_curves, plot_reliability_diagram, show_images
+from course_utils.selfcheck import assert_no_forbidden_calls
 from course_utils.stats import compare
 
 info = env_report()
@@ -216,7 +217,7 @@ assert set(P.RECIPES) <= set(sources.index)
 # person's photographs is held out for testing; training uses either `LITTLE`
 # or `MUCH` of the rest, drawn anew for each seed. The counts are printed below.
 
-# %%
+# %% tags=["setup"]
 faces = load_face_identities("orl", image_size=IMAGE_SIZE, rgb=True)
 REAL_FACES = faces.name == "orl_faces"
 NUM_CLASSES = faces.n_classes
@@ -235,6 +236,7 @@ def train_subset(per_person: int, seed: int):
     return faces.subset(train_indices(per_person, seed))
 
 
+# %%
 print(f"target: {faces.name} ({'real faces' if REAL_FACES else 'embedded fallback'}), {NUM_CLASSES} people; "
       f"{len(test_set)} test images, {len(train_subset(LITTLE, 0))} (little) or {len(train_subset(MUCH, 0))} "
       f"(much) training images")
@@ -1217,19 +1219,22 @@ if ft_ok:
 # Each exercise has a cell for your code (between the `BEGIN/END SOLUTION`
 # markers in the instructor's copy; a `NotImplementedError` in yours) and a
 # self-check cell with `assert`s that compares your code with the package's.
-# The exercises only use what the notebook imported at the top, so you can
-# run them in any order.
+# Exercises 1-6 only use what the notebook imported at the top, exercise 7
+# also the photographs of section 2, so you can run them in any order. The
+# grader runs only your solution cells (after the imports and the data cell
+# of section 2): keep helpers inside them.
 #
 # ### Exercise 1 (1 point): freeze all but the head
 #
 # Write `freeze_backbone(model)` for a zoo model: set `requires_grad=False` on
 # every parameter except those of `model.classifier`, and return the number
-# of trainable parameters left.
+# of trainable parameters left. Write it yourself: do not call
+# `course_utils.transfer` (`T`), which has such functions; the self-check refuses it.
 
-# %% tags=["solution"] exercise="freeze_backbone"
+# %% tags=["solution"] exercise="freeze_backbone" forbid=["course_utils.transfer"]
 def freeze_backbone(model: nn.Module) -> int:
     ### BEGIN SOLUTION
-    # Hint: loop over model.named_parameters(); keep requires_grad only for names starting with "classifier.".
+    # Hint: a parameter's name (model.named_parameters()) tells whether it belongs to the classifier; each parameter has its own requires_grad switch.
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith("classifier."))
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -1237,6 +1242,7 @@ def freeze_backbone(model: nn.Module) -> int:
 
 
 # %% tags=["check"] exercise="freeze_backbone" points=1
+assert_no_forbidden_calls(freeze_backbone, ["course_utils.transfer"])
 for arch, k in [("resnet_small", 40), ("vgg_small", 7)]:
     mine, ref = create_model(arch, num_classes=k), create_model(arch, num_classes=k)
     n = freeze_backbone(mine)
@@ -1251,11 +1257,13 @@ print("freeze_backbone agrees with transfer.freeze_all_but_head")
 # groups: the head (`T.head_modules(model)`) at `lr`; then the backbone
 # blocks (`T.backbone_blocks(model)`, input side first) from the last one
 # down, at `lr * decay`, `lr * decay**2`, ... Leave out frozen parameters.
+# `T.head_modules` and `T.backbone_blocks` are allowed; `T.layerwise_lr_groups`
+# (the answer) is not: the self-check refuses it.
 
-# %% tags=["solution"] exercise="per_layer_lr"
+# %% tags=["solution"] exercise="per_layer_lr" forbid=["course_utils.transfer.layerwise_lr_groups"]
 def per_layer_groups(model: nn.Module, lr: float, decay: float) -> list[dict]:
     ### BEGIN SOLUTION
-    # Hint: [{"params": [...], "lr": ...}, ...]; enumerate(reversed(T.backbone_blocks(model)), start=1) gives the exponent.
+    # Hint: one dict {"params": ..., "lr": ...} per group; walk the blocks from the output side, the k-th one gets lr * decay**k; skip groups left empty.
     head = [p for _, m in T.head_modules(model) for p in m.parameters() if p.requires_grad]
     groups = [{"params": head, "lr": lr}]
     for k, (_, block) in enumerate(reversed(T.backbone_blocks(model)), start=1):
@@ -1267,6 +1275,9 @@ def per_layer_groups(model: nn.Module, lr: float, decay: float) -> list[dict]:
 
 
 # %% tags=["check"] exercise="per_layer_lr" points=2
+assert_no_forbidden_calls(per_layer_groups, ["course_utils.transfer.layerwise_lr_groups"])
+
+
 def lr_of_each_parameter(groups):
     return {id(p): g["lr"] for g in groups for p in g["params"]}
 
@@ -1285,13 +1296,15 @@ print("per_layer_groups agrees with transfer.layerwise_lr_groups")
 # ### Exercise 3 (2 points): label smoothing
 #
 # Write `smoothed_cross_entropy(logits, targets, a)`: the mean over the batch
-# of the cross-entropy against `y_ls = (1 - a) * onehot(y) + a / K`, without
-# `F.cross_entropy`'s `label_smoothing` argument.
+# of the cross-entropy against `y_ls = (1 - a) * onehot(y) + a / K`. Write it
+# yourself: `F.cross_entropy` (and its `label_smoothing` argument),
+# `nn.CrossEntropyLoss`, `F.nll_loss` and `course_utils.losses` are refused by
+# the self-check.
 
-# %% tags=["solution"] exercise="label_smoothing"
+# %% tags=["solution"] exercise="label_smoothing" forbid=["torch.nn.functional.cross_entropy", "torch.nn.CrossEntropyLoss", "torch.nn.functional.nll_loss", "course_utils.losses"]
 def smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, a: float) -> torch.Tensor:
     ### BEGIN SOLUTION
-    # Hint: build y_ls with F.one_hot(targets, K).float(); the loss is -(y_ls * F.log_softmax(logits, 1)).sum(1).mean().
+    # Hint: F.one_hot gives the one-hot targets and F.log_softmax the log-probabilities; the cross-entropy of one row is minus their weighted sum.
     k = logits.shape[1]
     y_ls = (1 - a) * F.one_hot(targets, k).float() + a / k
     return -(y_ls * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
@@ -1299,6 +1312,7 @@ def smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, a: float
 
 
 # %% tags=["check"] exercise="label_smoothing" points=2
+assert_no_forbidden_calls(smoothed_cross_entropy, ["torch.nn.functional.cross_entropy", "torch.nn.CrossEntropyLoss", "torch.nn.functional.nll_loss", "course_utils.losses"])
 torch.manual_seed(0)
 logits_ex, targets_ex = torch.randn(16, 6) * 3, torch.randint(0, 6, (16,))
 for a in (0.0, 0.1, 0.4):
@@ -1314,11 +1328,13 @@ print("smoothed_cross_entropy matches losses.LabelSmoothingCrossEntropy and F.cr
 # confidence = top probability, bins of equal width on `[0, 1]` (bin `b`
 # holds confidences in `(b/n_bins, (b+1)/n_bins]`, the first one also 0), and
 # `ECE = sum_b (n_b / N) |accuracy_b - mean confidence_b|` over non-empty bins.
+# Write it yourself: `course_utils.metrics` and `sklearn.calibration` are
+# refused by the self-check.
 
-# %% tags=["solution"] exercise="ece"
+# %% tags=["solution"] exercise="ece" forbid=["course_utils.metrics", "sklearn.calibration"]
 def ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> float:
     ### BEGIN SOLUTION
-    # Hint: conf = probs.max(1); correct = probs.argmax(1) == labels; bin = np.clip(np.ceil(conf * n_bins) - 1, 0, n_bins - 1).
+    # Hint: a confidence c falls in bin ceil(c * n_bins) - 1 (clip it into 0 .. n_bins - 1 so that 0 and 1 land in the end bins); then loop over the bins.
     conf = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == labels).astype(float)
     bins = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
@@ -1332,6 +1348,7 @@ def ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> float:
 
 
 # %% tags=["check"] exercise="ece" points=2
+assert_no_forbidden_calls(ece, ["course_utils.metrics", "sklearn.calibration"])
 rng_ex = np.random.default_rng(0)
 for n_bins in (5, 10, 15):
     raw = np.exp(rng_ex.normal(size=(300, 4)) * 2)
@@ -1347,10 +1364,12 @@ print("ece matches metrics.expected_calibration_error")
 #
 # Write `linear_probe(train_x, train_y, test_x, test_y, num_classes)` that
 # fits a linear classifier (logistic regression) on frozen features and
-# returns its test accuracy. Any method will do: `torch.optim` on an
-# `nn.Linear`, or scikit-learn. Standardising the features first helps.
+# returns its test accuracy. Write it yourself, with `torch.optim` on an
+# `nn.Linear`: `course_utils.transfer` (`T.train_linear_probe`) and
+# scikit-learn are refused by the self-check. Standardising the features
+# first helps.
 
-# %% tags=["solution"] exercise="linear_probe"
+# %% tags=["solution"] exercise="linear_probe" forbid=["course_utils.transfer", "sklearn"]
 def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
                  num_classes: int) -> float:
     ### BEGIN SOLUTION
@@ -1370,6 +1389,7 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
 
 
 # %% tags=["check"] exercise="linear_probe" points=2
+assert_no_forbidden_calls(linear_probe, ["course_utils.transfer", "sklearn"])
 g_ex = torch.Generator().manual_seed(0)
 centres = torch.randn(5, 16, generator=g_ex) * 2
 y_tr, y_te = torch.arange(100) % 5, torch.arange(50) % 5
@@ -1393,11 +1413,13 @@ assert mine_shuffled < 0.5, "with shuffled test labels the accuracy must fall to
 # normalise the `2N` rows, take all cosine similarities divided by the
 # temperature, exclude each row's similarity with itself, and return the mean
 # cross-entropy of picking the other view among the `2N - 1` candidates.
+# Write it yourself: `course_utils.losses` and `pytorch_metric_learning` are
+# refused by the self-check (`F.cross_entropy` is allowed).
 
-# %% tags=["solution"] exercise="nt_xent"
+# %% tags=["solution"] exercise="nt_xent" forbid=["course_utils.losses", "pytorch_metric_learning"]
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     ### BEGIN SOLUTION
-    # Hint: z = F.normalize(torch.cat([z1, z2]), dim=1); sim = z @ z.T / t; mask the diagonal with -inf; targets are i+N for i<N and i-N after.
+    # Hint: stack both batches into 2N unit rows; a row's similarity with itself must never win (think -inf); row i's positive is its own image in the other half.
     n = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     sim = (z @ z.T / temperature).masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
@@ -1407,12 +1429,83 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
 
 
 # %% tags=["check"] exercise="nt_xent" points=2
+assert_no_forbidden_calls(nt_xent, ["course_utils.losses", "pytorch_metric_learning"])
 torch.manual_seed(1)
 za, zb = torch.randn(8, 5), torch.randn(8, 5)
 for t in (0.1, 0.5, 1.0):
     assert torch.allclose(nt_xent(za, zb, t), NTXentLoss(t)(za, zb), atol=1e-5), t
 assert nt_xent(za, za + 0.01 * zb, 0.1) < nt_xent(za, zb, 0.1), "matching views must give a lower loss"
 print("nt_xent matches losses.NTXentLoss")
+
+# %% [markdown]
+# ### Exercise 7 (2 points): an experiment — is the face source useful with two photographs per person?
+#
+# The 2 x 2 table of section 4 called a source useful only when its frozen
+# features beat **random features** of the same architecture. Measure it
+# yourself for the similar source on the little-data split, using only what
+# the data cell of section 2 defines (`faces`, `split`, `train_indices`) and
+# the constant `LITTLE`:
+#
+# 1. call `seed = seed_everything()`; the three *draws* are `s = seed`,
+#    `seed + 1` and `seed + 2`;
+# 2. the source: the frozen embeddings of all photographs,
+#    `T.cached_features(T.freeze(P.load_source_model("faces_supervised")), faces, cache=False)`
+#    (a `FeatureSet`; `.subset(indices)` picks rows; `cache=False` because
+#    the grader runs your cell where nothing may be written to the cache);
+# 3. for each draw: call `seed_everything(s)`, make a randomly initialised
+#    `create_model("resnet_small", stem="imagenet")`, freeze it and take its
+#    embeddings the same way; then train a linear probe on each of the two
+#    feature sets with `T.train_linear_probe(..., num_classes=faces.n_classes,
+#    epochs=24, lr=1e-2, batch_size=16, seed=s)`, on the photographs
+#    `train_indices(LITTLE, s)`, tested on `split.test`; the test accuracy is
+#    the returned history's `last("val_acc")`.
+#
+# Put the mean accuracies over the three draws in `source_acc` and
+# `random_acc`, and their difference `source_acc - random_acc` (a float) in
+# `source_gain`. In `source_interpretation` write, as a plain string of two
+# or three sentences, whether the face source is useful with this little
+# data, how large the gain is compared with random features and with the
+# spread you saw between seeds in section 4, and why random features already
+# do better than chance. The grader checks `source_gain` against the range of
+# the instructor's runs (on the ORL faces) and passes your text on to the
+# instructor. It takes a few seconds on a CPU.
+
+# %% tags=["solution"] exercise="source_gain" timeout=90 experiment={"value": "source_gain", "interpretation": "source_interpretation", "tolerance": 0.05}
+### BEGIN SOLUTION
+# Hint: compute the source's FeatureSet once, the random network's once per draw; probe_on_features in section 4 shows the probe on a training subset and the test photographs.
+seed = seed_everything()
+source_feats = T.cached_features(T.freeze(P.load_source_model("faces_supervised")), faces, cache=False)
+source_accs, random_accs = [], []
+for s in (seed, seed + 1, seed + 2):
+    seed_everything(s)
+    random_feats_s = T.cached_features(T.freeze(create_model("resnet_small", stem="imagenet")), faces, cache=False)
+    idx = train_indices(LITTLE, s)
+    for feats_s, accs in ((source_feats, source_accs), (random_feats_s, random_accs)):
+        _, probe_hist = T.train_linear_probe(feats_s.subset(idx), feats_s.subset(split.test),
+                                             num_classes=faces.n_classes, epochs=24, lr=1e-2, batch_size=16, seed=s)
+        accs.append(probe_hist.last("val_acc"))
+source_acc, random_acc = float(np.mean(source_accs)), float(np.mean(random_accs))
+source_gain = source_acc - random_acc
+source_interpretation = (
+    "With two photographs per person the face source is useful: averaged over three draws its frozen features "
+    "beat random features of the same network by about ten points (0.71 against 0.62), more than the spread of "
+    "a few points between draws, though a single draw can shrink the gap to a few points. Random features are "
+    "already far above chance (1/40) because a random convolutional network still passes on much of what tells "
+    "the photographs apart, and a linear probe on its 64 numbers can use it; the source adds what it learned "
+    "about faces."
+)
+### END SOLUTION
+print(f"two photographs per person: face source {source_acc:.3f}, random features {random_acc:.3f}, "
+      f"gain {source_gain:+.3f} (chance {1 / faces.n_classes:.3f})")
+
+# %% tags=["check"] exercise="source_gain" points=2
+assert isinstance(source_acc, float) and isinstance(random_acc, float), "source_acc and random_acc: mean accuracies"
+assert 1 / faces.n_classes < random_acc <= 1 and 1 / faces.n_classes < source_acc <= 1, \
+    "both probes should beat chance (1 / faces.n_classes)"
+assert isinstance(source_gain, float) and abs(source_gain - (source_acc - random_acc)) < 1e-9, \
+    "source_gain should be source_acc - random_acc"
+assert isinstance(source_interpretation, str) and len(source_interpretation.split()) >= 10, \
+    "write two or three sentences in source_interpretation"
 
 # %% [markdown]
 # ## What next

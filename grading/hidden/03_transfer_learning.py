@@ -1,18 +1,14 @@
-"""Hidden tests of notebook 03 (instructor only: never released, never mounted in the sandbox)."""
+"""Hidden tests of notebook 03 (instructor only: never released, never mounted in the sandbox).
+
+``probe_<id>(ns)`` runs in the sandbox after the student's solution and returns
+plain outputs; ``EXPECT`` holds the host-side checks (see course_tools.grading.checks).
+The forbidden references live in the solution cells' ``forbid=[...]`` metadata.
+The experiment ``source_gain`` is range-checked (grading/experiments/), not probed.
+"""
 
 import math
 
 from course_tools.grading.checks import equals, holds, reference
-
-FORBID = {
-    "freeze_backbone": ["course_utils.transfer"],
-    "per_layer_lr": ["course_utils.transfer.layerwise_lr_groups"],
-    "label_smoothing": ["torch.nn.functional.cross_entropy", "torch.nn.CrossEntropyLoss", "torch.nn.functional.nll_loss",
-                        "course_utils.losses"],
-    "ece": ["course_utils.metrics", "sklearn.calibration"],
-    "linear_probe": ["course_utils.transfer", "sklearn"],
-    "nt_xent": ["course_utils.losses", "pytorch_metric_learning"],
-}
 
 
 def probe_freeze_backbone(ns):
