@@ -290,6 +290,8 @@ def test_sandbox_blocks_network_writes_outside_and_instructor_files(sandbox, tmp
         res["secret"] = os.environ.get("GRADER_SECRET_TOKEN")
         res["uid"] = os.getuid()
         res["tmp_private"] = os.listdir("/tmp")
+        os.makedirs("/tmp/course-cache/features")  # the package's cache must work for the unprivileged user
+        res["tmp_writable"] = os.path.isdir("/tmp/course-cache/features")
         open("result.json", "w").write(json.dumps(res))
         ''')
     result, work = _sandboxed(sandbox, tmp_path, code)
@@ -304,7 +306,7 @@ def test_sandbox_blocks_network_writes_outside_and_instructor_files(sandbox, tmp
     assert not outside.exists() and not (ROOT / "notebooks" / "pwned.txt").exists()
     assert all(v != "written" for k, v in res.items() if k.startswith("/"))
     assert res["notebooks_visible"] is False and res["hidden_visible"] is False
-    assert res["secret"] is None and res["tmp_private"] == []
+    assert res["secret"] is None and res["tmp_private"] == [] and res["tmp_writable"] is True
     if os.geteuid() == 0:
         assert res["uid"] != 0
 

@@ -170,7 +170,7 @@ class Sandbox:
                     cmd += ["--perms", "0755", "--dir", parent]
                     made.add(parent)
             cmd += ["--ro-bind", d, d]
-        cmd += ["--bind", str(workdir), "/submission", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+        cmd += ["--bind", str(workdir), "/submission", "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp",
                 "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                 "--die-with-parent", "--new-session", "--clearenv", "--chdir", "/submission"]
         for k, v in self.env:
