@@ -1046,15 +1046,18 @@ assert skew_vs_bal.verdict in stats.VERDICTS
 # Write `composition_shares(frame, column)` returning a `pd.Series` of the
 # share of each value of `column` (index = the values, sorted; values sum to 1).
 
-# %% tags=["solution"] exercise="composition_shares"
+# %% tags=["solution"] exercise="composition_shares" forbid=["course_utils.fairness", "fairlearn"]
 def composition_shares(frame: pd.DataFrame, column: str) -> pd.Series:
     ### BEGIN SOLUTION
-    # Hint: frame[column].value_counts(normalize=True) gives the shares; sort the index.
+    # Hint: count each value of the column and divide by the number of rows; pandas can do both in one method.
     return frame[column].value_counts(normalize=True).sort_index()
     ### END SOLUTION
 
 
 # %% tags=["check"] exercise="composition_shares" points=1
+from course_utils.selfcheck import assert_no_forbidden_calls
+
+assert_no_forbidden_calls(composition_shares, ["course_utils.fairness", "fairlearn"])
 toy_frame = pd.DataFrame({"g": list("abbcccc"), "h": list("xxyyyyy")})
 for col in ("g", "h"):
     mine = composition_shares(toy_frame, col)
@@ -1071,16 +1074,17 @@ print("composition_shares agrees with fairness.composition_table")
 # largest. Do it with NumPy or pandas (no fairlearn); the check compares it
 # with `MetricFrame`.
 
-# %% tags=["solution"] exercise="accuracy_gap"
+# %% tags=["solution"] exercise="accuracy_gap" forbid=["course_utils.fairness", "fairlearn"]
 def accuracy_gap(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
     ### BEGIN SOLUTION
-    # Hint: pd.Series(y_true == y_pred).groupby(groups).mean() gives the per-group accuracies.
+    # Hint: the mean of a boolean 'correct' array, taken per group (pandas groupby), is each group's accuracy.
     per_group = pd.Series(np.asarray(y_true) == np.asarray(y_pred)).groupby(np.asarray(groups)).mean()
     return float(per_group.max() - per_group.min()), float(per_group.min() / per_group.max())
     ### END SOLUTION
 
 
 # %% tags=["check"] exercise="accuracy_gap" points=2
+assert_no_forbidden_calls(accuracy_gap, ["course_utils.fairness", "fairlearn"])
 rng_ex = np.random.default_rng(0)
 g_ex = rng_ex.choice(["p", "q", "r"], 500)
 y_ex = rng_ex.integers(0, 2, 500)
@@ -1099,10 +1103,10 @@ print("accuracy_gap agrees with MetricFrame.difference() and .ratio()")
 # of the same size **with replacement**, compute the accuracy of each, and
 # return the 2.5 % and 97.5 % quantiles `(low, high)`.
 
-# %% tags=["solution"] exercise="bootstrap_interval"
+# %% tags=["solution"] exercise="bootstrap_interval" forbid=["course_utils.fairness", "fairlearn"]
 def bootstrap_accuracy_interval(correct: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
     ### BEGIN SOLUTION
-    # Hint: idx = rng.integers(0, n, size=(n_boot, n)); correct[idx].mean(1) are the resampled accuracies.
+    # Hint: one (n_boot, n) array of random indices into correct gives all resamples at once; np.quantile the rest.
     rng = np.random.default_rng(seed)
     c = np.asarray(correct, dtype=float)
     accs = c[rng.integers(0, c.size, size=(n_boot, c.size))].mean(axis=1)
@@ -1111,6 +1115,7 @@ def bootstrap_accuracy_interval(correct: np.ndarray, n_boot: int = 2000, seed: i
 
 
 # %% tags=["check"] exercise="bootstrap_interval" points=2
+assert_no_forbidden_calls(bootstrap_accuracy_interval, ["course_utils.fairness", "fairlearn"])
 correct_ex = np.random.default_rng(1).random(150) < 0.7
 low_ex, high_ex = bootstrap_accuracy_interval(correct_ex, 4000, 0)
 ref_ex = Fa.bootstrap_group_metrics(correct_ex.astype(int), np.ones(150, dtype=int), np.zeros(150),
@@ -1129,10 +1134,10 @@ print(f"your interval [{low_ex:.3f}, {high_ex:.3f}]; the package's [{ref_ex.low:
 # `score >= threshold`, as a share of impostor pairs) and `FNMR` (genuine
 # pairs with `score < threshold`, as a share of genuine pairs).
 
-# %% tags=["solution"] exercise="rates_by_group"
+# %% tags=["solution"] exercise="rates_by_group" forbid=["course_utils.fairness", "fairlearn"]
 def rates_by_group(scores: np.ndarray, same: np.ndarray, groups: np.ndarray, threshold: float) -> pd.DataFrame:
     ### BEGIN SOLUTION
-    # Hint: for each group g, m = groups == g; FMR = mean(scores[m & ~same] >= threshold).
+    # Hint: per group, combine a group mask with `same` (or its negation) and average the threshold comparison.
     rows = {}
     for g in sorted(set(groups)):
         m = groups == g
@@ -1143,6 +1148,7 @@ def rates_by_group(scores: np.ndarray, same: np.ndarray, groups: np.ndarray, thr
 
 
 # %% tags=["check"] exercise="rates_by_group" points=2
+assert_no_forbidden_calls(rates_by_group, ["course_utils.fairness", "fairlearn"])
 rng_ex = np.random.default_rng(2)
 same_ex = rng_ex.random(3000) < 0.3
 grp_ex = rng_ex.choice(["u", "v", "w"], 3000)
@@ -1161,7 +1167,7 @@ print("rates_by_group agrees with fairness.verification_by_group (MetricFrame on
 # from the docstring of `Fa.threshold_at_fmr`: sort the scores from the
 # highest and look at the `floor(fmr * n)`-th one.
 
-# %% tags=["solution"] exercise="threshold_for_fmr"
+# %% tags=["solution"] exercise="threshold_for_fmr" forbid=["course_utils.fairness", "fairlearn"]
 def threshold_for_fmr(impostor_scores: np.ndarray, fmr: float) -> float:
     ### BEGIN SOLUTION
     # Hint: sort the scores from the highest; at most floor(fmr * n) of them may be >= t, and np.nextafter helps.
@@ -1172,6 +1178,7 @@ def threshold_for_fmr(impostor_scores: np.ndarray, fmr: float) -> float:
 
 
 # %% tags=["check"] exercise="threshold_for_fmr" points=2
+assert_no_forbidden_calls(threshold_for_fmr, ["course_utils.fairness", "fairlearn"])
 imp_ex = np.round(np.random.default_rng(3).normal(size=1000), 2)  # with ties
 for f_ex in (0.001, 0.01, 0.1, 0.3):
     t_ex = threshold_for_fmr(imp_ex, f_ex)
@@ -1187,10 +1194,10 @@ print("threshold_for_fmr agrees with fairness.threshold_at_fmr")
 # for a sample of group `g` (`N` samples, `G` groups, `n_g` in group `g`), so
 # that every group has the same total weight and the mean weight is 1.
 
-# %% tags=["solution"] exercise="balancing_weights"
+# %% tags=["solution"] exercise="balancing_weights" forbid=["course_utils.fairness", "fairlearn"]
 def balancing_weights(groups: np.ndarray) -> np.ndarray:
     ### BEGIN SOLUTION
-    # Hint: counts = pd.Series(groups).value_counts(); map each sample to its group's count.
+    # Hint: count the samples of each group, then look up each sample's group count to get n_g.
     counts = pd.Series(groups).value_counts()
     n_g = pd.Series(groups).map(counts).to_numpy(dtype=float)
     return len(groups) / (len(counts) * n_g)
@@ -1198,6 +1205,7 @@ def balancing_weights(groups: np.ndarray) -> np.ndarray:
 
 
 # %% tags=["check"] exercise="balancing_weights" points=1
+assert_no_forbidden_calls(balancing_weights, ["course_utils.fairness", "fairlearn"])
 g_ex = np.array(["a"] * 70 + ["b"] * 20 + ["c"] * 10)
 w_ex = balancing_weights(g_ex)
 assert np.allclose(w_ex, Fa.group_balancing_weights(g_ex))
@@ -1214,11 +1222,10 @@ print("balancing_weights agrees with fairness.group_balancing_weights")
 # `threshold` — a `pd.Series` indexed by the sorted group labels. Use NumPy
 # only (no `Fa` functions): this is what section 5 measured.
 
-# %% tags=["solution"] exercise="fmr_per_group"
+# %% tags=["solution"] exercise="fmr_per_group" forbid=["course_utils.fairness", "fairlearn"]
 def fmr_per_group(descriptors: np.ndarray, groups: np.ndarray, threshold: float) -> pd.Series:
     ### BEGIN SOLUTION
-    # Hint: for one group's rows x, np.linalg.norm(x[:, None] - x[None], axis=-1) is the distance matrix;
-    # np.triu_indices(len(x), k=1) picks every pair once.
+    # Hint: broadcast a group's rows against themselves for the distance matrix; its upper triangle has each pair once.
     out = {}
     for g in sorted(set(groups)):
         x = np.asarray(descriptors, dtype=np.float64)[np.asarray(groups) == g]
@@ -1229,6 +1236,7 @@ def fmr_per_group(descriptors: np.ndarray, groups: np.ndarray, threshold: float)
 
 
 # %% tags=["check"] exercise="fmr_per_group" points=3
+assert_no_forbidden_calls(fmr_per_group, ["course_utils.fairness", "fairlearn"])
 # 1. a geometry worked out by hand: four points on a line, 0.5 apart, and three points 2 apart from each other
 line = np.zeros((4, 3))
 line[:, 0] = [0.0, 0.5, 1.0, 1.5]  # distances: 0.5 (3 pairs), 1.0 (2 pairs), 1.5 (1 pair)
@@ -1248,6 +1256,73 @@ for g in RACES[:3]:  # scipy's pdist lists every pair of a group once
     d_ref = pdist(desc[few][race[few] == g].astype(np.float64))
     assert np.isclose(mine_lo[g], np.mean(d_ref < THRESHOLD)), g
 print("fmr_per_group: the hand-worked geometry, the properties and scipy's pair distances agree")
+
+# %% [markdown]
+# ### Exercise 8 (2 points): an experiment — one threshold, seven groups
+#
+# Repeat section 5's main number on a small, fresh sample. Call
+# `seed = seed_everything()`; draw **15 validation images per race × gender
+# cell** of FairFace (`load_fairface_labels("val")`, then per cell
+# `DataFrame.sample(15, random_state=seed)`), describe them with
+# `face_recognizer(engine="dlib", cache=False)` (the grader's sandbox
+# cannot write the caches of the torch engine), pair every two images **within** each cell (as in
+# section 5: assumed different people), and compute each race group's false
+# match rate at dlib's published threshold `0.6` (distance **below** it).
+# Put the **highest over lowest** group FMR in `group_fmr_ratio` (a float), and in
+# `group_fmr_interpretation` write, as a plain string of two or three
+# sentences, what this ratio means for the people of each group when a
+# system uses one global threshold, and what it does not show. Where the
+# face models or FairFace are missing, the instructor's cell falls back on
+# the course's network and synthetic faces (its number then differs from the
+# graded range). The grader checks your number against the range of the
+# instructor's runs (seeds 0, 1, 2) and passes your text on to the instructor.
+
+# %% tags=["solution"] exercise="fmr_ratio" timeout=120 experiment={"value": "group_fmr_ratio", "interpretation": "group_fmr_interpretation", "tolerance": 6.0}
+### BEGIN SOLUTION
+# Hint: section 5's Fa.within_cell_pairs and Fa.pair_distances give pairs and distances; group by the pair's race.
+seed = seed_everything()
+if faces_available()[0] and (data_dir() / DATASET_MARKERS["fairface"]).exists():
+    val_labels = load_fairface_labels("val").reset_index(drop=True)
+    small = val_labels.loc[val_labels.groupby(["race", "gender"], observed=True, group_keys=False).apply(
+        lambda d: d.sample(15, random_state=seed)).index]
+    exp_recognizer = face_recognizer(engine="dlib", cache=False)
+    exp_desc = exp_recognizer.embed([str(data_dir() / "fairface" / f) for f in small["file"]])
+    exp_race = small["race"].astype(str).to_numpy()
+    exp_cell = exp_race + " | " + small["gender"].astype(str).to_numpy()
+    exp_threshold = 0.6
+else:  # fallback: the course's small network on synthetic faces, 15 per skin tone x presentation cell
+    synth_x = make_synthfaces(SynthFacesConfig(n_identities=600, images_per_identity=1, image_size=48, seed=seed))
+    attrs_x = synth_x.attributes
+    keep_x = attrs_x.groupby(["skin_tone", "presentation"], observed=True).cumcount().to_numpy() < 15
+    images_x = synth_x.images[torch.as_tensor(keep_x)].float() / 255
+    exp_desc = predict(load_source_model("faces_supervised").eval(),
+                       make_loader(torch.utils.data.TensorDataset(images_x), batch_size=128),
+                       return_targets=False).numpy()
+    exp_race = attrs_x["skin_tone"].astype(str).to_numpy()[keep_x]
+    exp_cell = exp_race + " | " + attrs_x["presentation"].astype(str).to_numpy()[keep_x]
+    exp_threshold = None
+exp_first, exp_second = Fa.within_cell_pairs(exp_cell)
+exp_dist = Fa.pair_distances(exp_desc, exp_first, exp_second)
+if exp_threshold is None:  # no published threshold: the distance with 5 % of all pairs below it
+    exp_threshold = float(np.quantile(exp_dist, 0.05))
+exp_fmr = pd.Series(exp_dist < exp_threshold).groupby(exp_race[exp_first]).mean()
+group_fmr_ratio = float(exp_fmr.max() / exp_fmr.min())
+group_fmr_interpretation = (
+    "At one global threshold the false match rate is many times higher for some race groups than for others: "
+    "a person of the highest group is far more likely to be mistaken for another person of their group than "
+    "a person of the lowest group. A threshold chosen for the overall rate hides this; equal protection would "
+    "need a stricter threshold for some groups or a better model. With 15 images per cell and no identity labels, "
+    "the ratio is noisy and says nothing about why the groups differ."
+)
+### END SOLUTION
+print(f"FMR per group at {exp_threshold:.3f}: {exp_fmr.round(3).to_dict()}; highest / lowest = {group_fmr_ratio:.1f}")
+
+# %% tags=["check"] exercise="fmr_ratio" points=2
+assert isinstance(group_fmr_ratio, float) and np.isfinite(group_fmr_ratio) and group_fmr_ratio >= 1.0, \
+    "group_fmr_ratio should be the highest group FMR divided by the lowest (a finite float >= 1)"
+assert isinstance(group_fmr_interpretation, str) and len(group_fmr_interpretation.split()) >= 10, \
+    "write two or three sentences in group_fmr_interpretation"
+assert len(exp_fmr) == len(set(exp_race)) and ((exp_fmr >= 0) & (exp_fmr <= 1)).all(), "one FMR per group, in [0, 1]"
 # %% [markdown]
 # ## What next
 #

@@ -635,6 +635,12 @@ def test_real_notebook_00_blank_solved_and_hostile(tmp_path, bwrap):
 @pytest.mark.notebook
 def test_real_notebook_06_reference_calls_and_patched_numpy_score_nothing(tmp_path, bwrap):
     """The issue's 10/10 cheat: five answers calling Fa.* and one wrong answer with np.allclose patched."""
+    from course_utils.settings import data_dir
+
+    if not (data_dir() / "fairface" / "fairface_label_val.csv").is_file():
+        # the experiment's release range (grading/experiments/06_fairface_bias.json) was measured on real FairFace
+        # faces; on the SynthFaces fallback a correct answer lands elsewhere, so the solved notebook would lose it
+        pytest.skip("notebook 06's graded experiment needs FairFace in COURSE_DATA_DIR (its range was measured there)")
     script = ROOT / "notebooks" / "06_fairface_bias.py"
     cheat = _student(script, {
         "composition_shares": "def composition_shares(frame, column):\n"
