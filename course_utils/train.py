@@ -38,6 +38,7 @@ from course_utils import distributed as _dist
 from course_utils.settings import resolve_device
 
 __all__ = [
+    "progress_enabled",
     "History",
     "TrainState",
     "Callback",
@@ -179,7 +180,8 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None) -> context
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _progress_default() -> bool:
+def progress_enabled() -> bool:
+    """Whether progress bars show by default: not under CI, not with ``COURSE_PROGRESS=0``."""
     if os.environ.get("CI") or os.environ.get("COURSE_PROGRESS", "1").lower() in {"0", "false", "no"}:
         return False
     return True
@@ -556,7 +558,7 @@ def fit(
     state = TrainState(model=model, optimizer=optimizer, history=history, device=dev)
     for cb in callbacks:
         cb.on_fit_start(state)
-    show = (_progress_default() if progress is None else progress) and parts.env.is_main
+    show = (progress_enabled() if progress is None else progress) and parts.env.is_main
     bar = None
     if show:
         from tqdm.auto import tqdm

@@ -58,7 +58,7 @@ from torch.utils.data import Dataset, TensorDataset
 from course_utils.losses import LabelSmoothingCrossEntropy, NTXentLoss
 from course_utils.settings import cache_dir, resolve_device, seed_everything
 from course_utils.stats import SeedRuns, SeedSummary, run_seeds, summarize
-from course_utils.train import History, accuracy, evaluate, fit, make_loader, predict
+from course_utils.train import History, accuracy, evaluate, fit, make_loader, predict, progress_enabled
 
 __all__ = [
     "REGIMES",
@@ -1092,7 +1092,6 @@ def aligned_chips(images: Sequence[Any], *, recognizer: Any = None, align: bool 
         _to_rgb,
         face_recognizer,
     )
-    from course_utils.train import _progress_default
 
     images = list(images)
     if fallback not in ("image", "resize"):
@@ -1105,7 +1104,7 @@ def aligned_chips(images: Sequence[Any], *, recognizer: Any = None, align: bool 
 
         chips = torch.empty((len(images), 3, 150, 150), dtype=torch.uint8)
         found = torch.ones(len(images), dtype=torch.bool)
-        show = _progress_default() if progress is None else progress
+        show = progress_enabled() if progress is None else progress
         for i, x in enumerate(tqdm(images, desc="aligning faces", disable=not show, leave=False)):
             rgb = _to_rgb(x)
             if align:

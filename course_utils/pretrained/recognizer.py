@@ -55,7 +55,7 @@ from course_utils.pretrained.dlib_format import (
     load_dlib_resnet,
 )
 from course_utils.settings import cache_dir, resolve_device
-from course_utils.train import _progress_default, make_loader, predict
+from course_utils.train import make_loader, predict, progress_enabled
 
 __all__ = [
     "CHIP_PADDING",
@@ -529,7 +529,7 @@ class FaceRecognizer:
         found = np.ones(n, dtype=bool)
         store = self._store(align)
         describe = self._describe_torch if self.config.engine == "torch" else self._describe_dlib
-        show = _progress_default() if progress is None else progress
+        show = progress_enabled() if progress is None else progress
         from tqdm.auto import tqdm
 
         chunk = max(4 * step, 256)  # bounded memory: decode, align and describe this many at a time
