@@ -43,6 +43,7 @@ one-process loss on the ``N x p`` identity batch.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -234,8 +235,18 @@ def init_distributed(
 
 
 def close_distributed() -> None:
-    """Leave the process group (call it at the end of a torchrun script); no-op without one."""
+    """Wait for every rank, then leave the process group (call it at the end of a torchrun script).
+
+    The barrier lets rank 0 finish its evaluation first; the garbage
+    collection frees DDP wrappers caught in reference cycles while the group
+    still exists. Without it a rank sometimes aborted at interpreter exit
+    ("terminate called without an active exception": a gloo thread outlived
+    its group), in 2-3 of 10 torchrun jobs of tests/ddp_worker.py under CPU
+    load; 0 of 24 with it. No-op without a group.
+    """
     if _group_ready():
+        barrier()
+        gc.collect()
         dist.destroy_process_group()
 
 
