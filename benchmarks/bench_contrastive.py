@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from course_utils.losses import ContrastiveLoss
-from course_utils.miners import PairMiner
+from course_utils.metric_learning.losses import ContrastiveLoss
+from course_utils.metric_learning.miners import PairMiner
 from course_utils.settings import resolve_device
 
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from course_tools.grading.grader import GradeConfig, grade_batch
 from course_tools.grading.release import student_notebook
 from course_tools.grading.sandbox import Limits
-from course_utils.nbtools import notebook_scripts, notebook_text, read_script
+from course_tools.nbtools import notebook_scripts, notebook_text, read_script
 
 HOSTILE = [
     "get_ipython().input_transformers_cleanup.append(lambda lines: [])",

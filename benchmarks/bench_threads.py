@@ -40,8 +40,8 @@ elif config == "policy-cores":
     apply_cpu_thread_policy(device="cpu", tiny=False)
 else:
     torch.set_num_threads(os.cpu_count())
-from course_utils.losses import TripletLoss
-from course_utils.miners import BatchHardMiner
+from course_utils.metric_learning.losses import TripletLoss
+from course_utils.metric_learning.miners import BatchHardMiner
 from course_utils.models.embedding import EmbeddingNet, PerImageStandardize, face_backbone
 from course_utils.train import fit
 seed_everything(0)

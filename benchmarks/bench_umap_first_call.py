@@ -3,7 +3,7 @@
 Every measurement runs in a fresh Python process, as a new notebook kernel
 does. ``first`` uses an empty numba cache directory (a new machine), ``next``
 a second process with the cache the first one left (every later kernel).
-``knn=exact`` is what ``course_utils.embeddings.project`` does (scikit-learn's
+``knn=exact`` is what ``course_utils.evaluation.project`` does (scikit-learn's
 exact neighbours passed as ``precomputed_knn``, umap's numba functions cached
 on disk); ``knn=pynndescent`` keeps UMAP's own neighbour search;
 ``knn=before`` also leaves umap's functions uncached (the previous state). Target: <= 15 s for ``next`` with ``exact``
@@ -28,7 +28,7 @@ import json, sys, time
 t0 = time.perf_counter()
 c0 = time.process_time()
 import numpy as np
-import course_utils.embeddings as emb
+import course_utils.evaluation.projections as emb
 mode, n = sys.argv[1], int(sys.argv[2])
 if mode in ("pynndescent", "before"):
     emb.exact_knn = lambda *a, **k: None

@@ -1,56 +1,81 @@
 """course_utils: the companion package of the course notebooks.
 
 Map of the package. Data flows one way, settings -> data -> models -> train
--> embeddings/metrics -> fairness -> plots; notebooks call into it, the
-package never imports a notebook, and only ``plots`` and ``widgets`` import
-matplotlib.
+-> metric_learning / evaluation -> transfer / pretrained -> fairness -> viz;
+notebooks call into it, the package never imports a notebook or the authoring
+tools (``course_tools``: building notebooks, releases, grading, the Colab
+snippet), and only ``viz`` imports matplotlib and ipywidgets
+(``tests/test_import_rules.py`` keeps it so).
 
 - ``settings``     fast mode, data/cache directories, seeding, device, env report
-- ``data``         real face data (ORL, LFW, FairFace, UTKFace, your own photos: one
-                   folder per person), embedded images, SynthFaces, words of several
-                   languages (``text``), pair/triplet/P x K sampling, splits, caches
-- ``layers``       from-scratch reference ops (convolution, batch norm, DropBlock ...)
-- ``models``       blocks and the registered model zoo (``create_model``), including
-                   the port of dlib's face ResNet and EfficientNet-Lite0; Kim's text CNN
+- ``arrays``       the one conversion of array-likes (tensors, arrays, lists) to NumPy or tensors
+- ``data``         one module per real face data set (``orl``, ``lfw``, ``fairface``,
+                   ``utkface``, ``folder``: your own photos, one folder per person) and what
+                   they share (``face_files``), fallbacks (``faces``), embedded images,
+                   SynthFaces, words of several languages (``text``), pair/triplet/P x K
+                   sampling, splits; ``cache``: the one atomic writer (``atomic_write``,
+                   ``atomic_path``) and the content-keyed tensor cache (``load_or_build``)
+- ``augment``      batch augmentations for ``fit(..., train_transform=...)``: random crop +
+                   flip (``BatchAugment``), ``augment_faces``, ``SimCLRAugment``
+- ``scratch``      from-scratch reference ops: convolution and receptive fields, classic
+                   filters, batch norm, Maxout, DropBlock, deep-stack diagnostics
+- ``models``       blocks by kind, one module per family group, the registry
+                   (``create_model``, refuses duplicate names, records ``arch_name``); models
+                   list their blocks and head (``feature_blocks()``, ``head_blocks()``);
+                   the port of dlib's face ResNet, EfficientNet-Lite0, embedding nets,
+                   Kim's text CNN
 - ``cost``         parameters, multiply-adds, latency
-- ``train``        fit / evaluate / predict, History, callbacks, AMP, checkpoints
+- ``train``        fit (``train_transform`` augments training batches only) / evaluate /
+                   predict (the one inference entry point: outputs, targets and the data
+                   set's attributes), AMP, loaders; re-exports ``callbacks`` (History,
+                   early stopping, best checkpoint) and ``checkpointing`` (atomic save,
+                   safe load)
 - ``distributed``  torchrun + DistributedDataParallel for ``fit``: process group, ranks,
                    sharded loaders, reduced metrics, gathered losses, rank-0 output
-- ``distances``    squared L2, L1, cosine; DeepFace normalisation, chi-square verifier
-- ``miners``       all-triplets, batch-hard, semi-hard, pair miners
-- ``losses``       contrastive, triplet, center, ArcFace, CosFace, pair head,
-                   label smoothing, NT-Xent
-- ``metrics``      verification (ROC, EER, TAR@FAR), identification (CMC, open set),
-                   k-NN, calibration
-- ``facerec``      face verification/identification glue: pairs, gallery/probe
-                   splits, one-call evaluation, softmax + center loss, augmentation
-- ``facecompare``  comparing face models on held-out people: identity-level intervals
-                   of AUC / TAR@FAR / rank-1, verdict tables, gallery false-alarm rates
+- ``metric_learning`` sub-package: ``distances`` (squared L2, L1, cosine: the one cosine
+                   similarity; DeepFace normalisation, chi-square verifier), ``miners``
+                   (all-triplets, batch-hard, semi-hard, pair, on one ``Miner`` base),
+                   ``losses`` (contrastive, triplet, center, softmax + center, ArcFace,
+                   CosFace, pair head, label smoothing, NT-Xent), ``tracking`` (``TrackedLoss``)
+- ``evaluation``   sub-package: ``classification`` (accuracy, calibration), ``verification``
+                   (score convention, ``pair_scores``, pairs, ROC, EER, TAR@FAR),
+                   ``identification`` (gallery/probe splits, CMC, open set), ``retrieval``
+                   (k-NN, nearest neighbours, precision@k), ``faces`` (every protocol in one
+                   call; identity-level intervals and verdicts for comparing models),
+                   ``embedding_set`` (vectors + labels + groups from ``predict``),
+                   ``projections`` (PCA/t-SNE/UMAP, fit cache, numba cache set-up),
+                   ``separation`` (separation tables, intervals), ``regression`` (age)
 - ``pretrained``   sub-package: ImageNet weights (``imagenet``: torchvision's, and
                    EfficientNet-Lite0 offline), the course's shipped source checkpoints
                    and their recipes (``sources``), FaceNet's network and weight loader
                    (``facenet``), dlib's face recogniser (``recognizer``: detect, align,
                    descriptors by the PyTorch port or dlib, a descriptor cache; its
-                   weight reader ``dlib_format``) and attribute heads (``heads``)
-- ``transfer``     freezing, per-layer learning rates, cached features, linear
-                   probes, multi-task heads, SimCLR pre-training
-- ``embeddings``   extraction (vectors + labels + groups), PCA/t-SNE/UMAP with a fit
-                   cache and numba cache set-up, separation tables, retrieval
-- ``fairness``     composition audits, per-group metrics with fairlearn's MetricFrame
-                   and bootstrap intervals, FMR/FNMR per group, embedding-space
-                   occupancy, rebalancing, a ThresholdOptimizer adapter
+                   weight reader ``dlib_format``), the aligned face chips its network reads
+                   (``chips``) and attribute heads (``heads``)
+- ``transfer``     sub-package: ``freezing`` (freezing, per-layer learning rates),
+                   ``features`` (cached features, front / tail split, linear probes),
+                   ``regimes`` (the four ways to reuse a network), ``selfsupervised``
+                   (SimCLR pre-training), ``multitask`` (multi-task heads and losses)
+- ``nas``          neural architecture search that trains: a search space over the zoo's
+                   blocks, performance estimation by short training (a lookup table when
+                   filled), random search, regularised evolution, successive halving
+                   (it trains, so it sits with ``transfer``; only notebooks import it)
+- ``fairness``     sub-package: composition audits (``composition``), per-group metrics
+                   with fairlearn's MetricFrame and bootstrap intervals (``group_metrics``),
+                   FMR/FNMR per group (``verification``), embedding-space occupancy
+                   (``occupancy``), rebalancing and a ThresholdOptimizer adapter (``mitigation``)
 - ``stats``        the statistics behind every claim: seed and bootstrap intervals
                    (identity-level for faces), permutation gaps, Holm, ``compare``
                    verdicts, minimum detectable differences, ``run_seeds``
-- ``plots``        every figure: ``ax=None`` in, ``Axes`` out
-- ``widgets``      ipywidgets explorers with a static fallback when headless
+- ``viz``          every figure, by domain (``images``, ``training``, ``cost``,
+                   ``verification``, ``embeddings``, ``fairness``): ``ax=None`` in, ``Axes`` out;
+                   ``viz.widgets``: ipywidgets explorers with a static fallback when headless
+                   (``plots`` and ``widgets`` are deprecated forwarders to it, removed soon)
 - ``selfcheck``    "write it yourself" exercises: forbidden calls in a solution, by AST
-- ``assignments``  (instructor) shim for ``course_tools.grading``: releases, sandboxed grading
-- ``nbtools``      builds the ``.ipynb`` notebooks from their percent scripts
-- ``colab``        the Colab install snippet and README badges
+- ``nbtools``      deprecated forwarder to ``course_tools.nbtools`` (removed soon)
 
 The names below are re-exported for convenience; everything else is imported
-from its module (``from course_utils.losses import TripletLoss``).
+from its module (``from course_utils.metric_learning import TripletLoss``).
 """
 
 from course_utils.settings import (

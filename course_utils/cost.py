@@ -33,8 +33,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models import get_model_weights, list_models
 
 __all__ = [
     "count_parameters",
@@ -49,6 +51,7 @@ __all__ = [
     "depthwise_separable_macs",
     "depthwise_separable_ratio",
     "format_count",
+    "pareto_front",
     "ReferenceWeights",
     "torchvision_reference",
 ]
@@ -303,6 +306,16 @@ def format_count(n: float, *, digits: int = 2) -> str:
     return f"{n:.0f}"
 
 
+def pareto_front(cost: Sequence[float], accuracy: Sequence[float]) -> list[bool]:
+    """Which models are on the accuracy-versus-cost Pareto front, one ``bool`` per model, shape ``(N,)``.
+
+    A model is *dominated* when another is at most as costly and at least as accurate, and
+    strictly better in one of the two; the front is every model that is not dominated.
+    """
+    pts = [(float(c), float(a)) for c, a in zip(cost, accuracy, strict=True)]
+    return [not any(c2 <= c and a2 >= a and (c2 < c or a2 > a) for c2, a2 in pts) for c, a in pts]
+
+
 @dataclass(frozen=True)
 class ReferenceWeights:
     """One set of torchvision ImageNet-1K weights, from its installed metadata.
@@ -338,9 +351,6 @@ def torchvision_reference(*, all_weights: bool = False) -> list[ReferenceWeights
     Returns:
         One :class:`ReferenceWeights` per weights set, sorted by model name.
     """
-    import torchvision
-    from torchvision.models import get_model_weights, list_models
-
     rows = []
     for name in sorted(list_models(module=torchvision.models)):
         enum = get_model_weights(name)

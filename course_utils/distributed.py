@@ -65,6 +65,7 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
+from course_utils.data.sampling import DistributedPKBatchSampler, PKBatchSampler
 from course_utils.settings import (
     get_settings,
     limit_cpu_threads,
@@ -406,8 +407,6 @@ def shard_loader(loader: Iterable, *, train: bool = True, seed: int | None = Non
         ValueError: a DataLoader with another sampler (iterable data sets,
             weighted or custom samplers): give it a rank-aware sampler yourself.
     """
-    from course_utils.data.sampling import DistributedPKBatchSampler, PKBatchSampler
-
     if not (_group_ready() and dist.get_world_size() > 1) or not isinstance(loader, DataLoader):
         return loader
     bs = loader.batch_sampler

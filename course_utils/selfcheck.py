@@ -12,6 +12,9 @@ function the student wrote::
 
 Aliases are resolved (``import course_utils.fairness as Fa`` makes
 ``Fa.composition_table`` a use of ``course_utils.fairness.composition_table``),
+and so are re-exports: a name is also compared by the module that defines it
+(``from course_utils.metric_learning import TripletLoss`` is a use of
+``course_utils.metric_learning.losses.TripletLoss``, and the reverse),
 and dynamic look-ups that would hide a call (``eval``, ``exec``,
 ``__import__``, ``importlib``, ``globals()``, ``sys.modules`` ...) are refused
 in such a solution too.
@@ -20,6 +23,7 @@ in such a solution too.
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import textwrap
 import types
@@ -93,6 +97,13 @@ def forbidden_uses(source: str, forbid: Iterable[str], *, aliases: Mapping[str, 
     known = {**(aliases or {}), **import_aliases(source)}
     # aliases written in the forbid list itself ("Fa.composition_table") resolve like the code's
     targets = set(forbid) | {_resolve(f, known) for f in forbid}
+    # re-exports: the same object reached through another package path
+    roots = {t.split(".")[0] for t in targets}
+    targets |= {_defined_at(t, roots) for t in targets}
+
+    def hit(*names: str) -> bool:
+        candidates = set(names) | {_defined_at(n, roots) for n in names}
+        return any(_matches(c, t) for c in candidates for t in targets)
     found: list[str] = []
 
     def report(node: ast.AST, what: str) -> None:
@@ -110,7 +121,7 @@ def forbidden_uses(source: str, forbid: Iterable[str], *, aliases: Mapping[str, 
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [f"{node.module}.{a.name}" for a in node.names] + [node.module or ""])
             for name in names:
-                if any(_matches(name, t) for t in targets):
+                if hit(name):
                     report(node, f"`{name}` (forbidden in this exercise: write it yourself)")
                     break
                 if any(_matches(name, d) for d in DYNAMIC_LOOKUPS):
@@ -121,11 +132,9 @@ def forbidden_uses(source: str, forbid: Iterable[str], *, aliases: Mapping[str, 
             if dotted is None:
                 continue
             resolved = _resolve(dotted, known)
-            for t in targets:
-                if _matches(dotted, t) or _matches(resolved, t):
-                    report(node, f"`{dotted}`" + (f" (= {resolved})" if resolved != dotted else "")
-                           + " (forbidden in this exercise: write it yourself)")
-                    break
+            if hit(dotted, resolved):
+                report(node, f"`{dotted}`" + (f" (= {resolved})" if resolved != dotted else "")
+                       + " (forbidden in this exercise: write it yourself)")
             else:
                 if isinstance(node, ast.Name) and node.id in DYNAMIC_LOOKUPS or any(
                         _matches(resolved, d) for d in DYNAMIC_LOOKUPS if "." in d):
@@ -140,6 +149,35 @@ def _resolve(dotted: str, aliases: Mapping[str, str]) -> str:
             return dotted
         dotted = aliases[head] + ("." + rest if rest else "")
     return dotted
+
+
+def _defined_at(dotted: str, roots: set[str]) -> str:
+    """``module.qualname`` of the function or class (or the module) that ``dotted`` names.
+
+    Only names under a forbidden target's top-level package are looked up
+    (by importing that package's modules, never the solution); anything
+    else, or a name that does not resolve, is returned unchanged.
+    """
+    parts = dotted.split(".")
+    if parts[0] not in roots:
+        return dotted
+    obj: object = None
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+            break
+        except Exception:  # not a module (an attribute), or not importable here
+            continue
+    else:
+        return dotted
+    for attr in parts[i:]:
+        obj = getattr(obj, attr, None)
+        if obj is None:
+            return dotted
+    if isinstance(obj, types.ModuleType):
+        return obj.__name__
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    return f"{module}.{qualname}" if isinstance(module, str) and isinstance(qualname, str) else dotted
 
 
 def _aliases_of_globals(namespace: Mapping[str, object]) -> dict[str, str]:

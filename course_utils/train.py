@@ -2,7 +2,7 @@
 
 ``fit`` trains any ``nn.Module`` on any ``DataLoader`` and returns a
 :class:`History`. It never draws: pass the history to
-``course_utils.plots.plot_history``.
+``course_utils.viz.plot_history``.
 
 What it does for you on a GPU, and skips on a CPU:
 
@@ -14,27 +14,55 @@ What it does for you on a GPU, and skips on a CPU:
 * the loss is summed on the device and read back only every ``log_every``
   steps, so the GPU is not stalled by a ``.item()`` per batch.
 
-Checkpoints are written atomically (temporary file, then rename) and read with
-``torch.load(..., weights_only=True, map_location=...)``.
+``fit(..., train_transform=...)`` is the one place batch augmentations run
+(training batches only); :func:`predict` is the one inference entry point
+(outputs, targets and the data set's attributes, as :class:`Predictions`).
+
+Re-exported here from their own modules: :mod:`course_utils.callbacks`
+(:class:`History`, :class:`EarlyStopping`, :class:`BestCheckpoint` ...) and
+:mod:`course_utils.checkpointing` (written atomically, read with
+``torch.load(..., weights_only=True, map_location=...)``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import multiprocessing
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    SequentialSampler,
+    Subset,
+    TensorDataset,
+)
+from tqdm.auto import tqdm
 
 from course_utils import distributed as _dist
+from course_utils.callbacks import (
+    BestCheckpoint,
+    Callback,
+    EarlyStopping,
+    History,
+    TrainState,
+)
+from course_utils.checkpointing import (
+    CHECKPOINT_FORMAT,
+    CheckpointLoadError,
+    CheckpointMismatchError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from course_utils.settings import resolve_device
 
 __all__ = [
@@ -50,6 +78,8 @@ __all__ = [
     "fit",
     "evaluate",
     "predict",
+    "Predictions",
+    "CHECKPOINT_FORMAT",
     "make_loader",
     "accuracy",
     "amp_dtype",
@@ -60,22 +90,12 @@ __all__ = [
     "load_checkpoint",
 ]
 
-CHECKPOINT_FORMAT = "course_utils.checkpoint/1"
-
 Metric = Callable[[Any, Any], torch.Tensor]
 ForwardFn = Callable[[nn.Module, Any], Any]
 
 
 class NonFiniteLossError(FloatingPointError):
     """Raised when the training loss becomes NaN or infinite."""
-
-
-class CheckpointMismatchError(RuntimeError):
-    """Raised when a checkpoint does not fit the model it is loaded into."""
-
-
-class CheckpointLoadError(RuntimeError):
-    """Raised when a checkpoint file cannot be read (empty, truncated, HTML, not a checkpoint)."""
 
 
 # --------------------------------------------------------------------------
@@ -189,8 +209,6 @@ def progress_enabled() -> bool:
 
 def _in_memory(dataset: Any) -> bool:
     """Whether items come from tensors already in memory (workers would only add copying)."""
-    from torch.utils.data import Subset, TensorDataset
-
     while isinstance(dataset, Subset):
         dataset = dataset.dataset
     if isinstance(dataset, TensorDataset):
@@ -210,8 +228,6 @@ def _defined_in_main(dataset: Any) -> list[str]:
 
 
 def _start_method() -> str:
-    import multiprocessing
-
     return multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_context().get_start_method()
 
 
@@ -265,161 +281,6 @@ def make_loader(dataset: Dataset, *, batch_size: int = 64, shuffle: bool = False
 
 
 # --------------------------------------------------------------------------
-# history and callbacks
-# --------------------------------------------------------------------------
-
-
-@dataclass
-class History:
-    """Per-epoch records of a training run.
-
-    ``history["val_loss"]`` gives the list over epochs; ``history.records``
-    holds one dict per epoch (``epoch``, ``train_loss``, ``val_loss``,
-    ``train_<metric>``, ``val_<metric>``, ``lr``, ``seconds``,
-    ``images_per_s``).
-    """
-
-    records: list[dict[str, float]] = field(default_factory=list)
-
-    def append(self, record: dict[str, float]) -> None:
-        self.records.append(dict(record))
-
-    def __getitem__(self, key: str) -> list[float]:
-        if not self.records or key not in self.keys():
-            raise KeyError(f"No {key!r} in the history; have {sorted(self.keys())}.")
-        return [r.get(key, math.nan) for r in self.records]
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def keys(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for r in self.records:
-            seen.update(dict.fromkeys(r))
-        return list(seen)
-
-    def last(self, key: str) -> float:
-        return self[key][-1]
-
-    def best(self, key: str, *, mode: str = "min") -> tuple[int, float]:
-        """``(epoch, value)`` of the best value of ``key``."""
-        values = self[key]
-        pick = min if mode == "min" else max
-        value = pick(v for v in values if not math.isnan(v))
-        return int(self.records[values.index(value)]["epoch"]), value
-
-    def to_dataframe(self) -> Any:
-        import pandas as pd
-
-        return pd.DataFrame(self.records)
-
-
-@dataclass
-class TrainState:
-    """What callbacks see: the run so far."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    history: History
-    epoch: int = 0
-    step: int = 0
-    stop: bool = False
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-
-class Callback:
-    """Base class: override the hooks you need."""
-
-    def on_fit_start(self, state: TrainState) -> None:  # noqa: D102
-        pass
-
-    def on_epoch_end(self, state: TrainState, record: dict[str, float]) -> None:  # noqa: D102
-        pass
-
-    def on_fit_end(self, state: TrainState) -> None:  # noqa: D102
-        pass
-
-
-def _is_better(value: float, best: float, mode: str, min_delta: float) -> bool:
-    if mode == "min":
-        return value < best - min_delta
-    if mode == "max":
-        return value > best + min_delta
-    raise ValueError(f"mode={mode!r}: use 'min' or 'max'.")
-
-
-def _monitored(record: dict[str, float], monitor: str) -> float:
-    if monitor not in record:
-        raise KeyError(
-            f"Callback monitors {monitor!r}, but the epoch record has {sorted(record)}. "
-            "Pass val_loader to fit() to get val_* keys, or monitor a train_* key."
-        )
-    return record[monitor]
-
-
-class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved for ``patience`` epochs."""
-
-    def __init__(self, monitor: str = "val_loss", *, mode: str = "min", patience: int = 3,
-                 min_delta: float = 0.0) -> None:
-        self.monitor, self.mode, self.patience, self.min_delta = monitor, mode, patience, min_delta
-        self.best = math.inf if mode == "min" else -math.inf
-        self.bad_epochs = 0
-        self.stopped_epoch: int | None = None
-
-    def on_fit_start(self, state: TrainState) -> None:
-        self.best = math.inf if self.mode == "min" else -math.inf
-        self.bad_epochs = 0
-        self.stopped_epoch = None
-
-    def on_epoch_end(self, state: TrainState, record: dict[str, float]) -> None:
-        value = _monitored(record, self.monitor)
-        if _is_better(value, self.best, self.mode, self.min_delta):
-            self.best, self.bad_epochs = value, 0
-        else:
-            self.bad_epochs += 1
-            if self.bad_epochs >= self.patience:
-                state.stop = True
-                self.stopped_epoch = state.epoch
-
-
-class BestCheckpoint(Callback):
-    """Keep the best weights (in memory, and on disk when ``path`` is given).
-
-    Args:
-        path: optional checkpoint file, written atomically each time the
-            monitored value improves.
-        monitor: record key to watch (``val_loss``, ``val_acc`` ...).
-        mode: ``"min"`` or ``"max"``.
-        restore_best: load the best weights back into the model at the end.
-    """
-
-    def __init__(self, path: str | Path | None = None, *, monitor: str = "val_loss", mode: str = "min",
-                 restore_best: bool = True) -> None:
-        self.path = Path(path) if path is not None else None
-        self.monitor, self.mode, self.restore_best = monitor, mode, restore_best
-        self.best = math.inf if mode == "min" else -math.inf
-        self.best_epoch: int | None = None
-        self._state: dict[str, torch.Tensor] | None = None
-
-    def on_fit_start(self, state: TrainState) -> None:
-        self.best = math.inf if self.mode == "min" else -math.inf
-        self.best_epoch, self._state = None, None
-
-    def on_epoch_end(self, state: TrainState, record: dict[str, float]) -> None:
-        value = _monitored(record, self.monitor)
-        if _is_better(value, self.best, self.mode, 0.0):
-            self.best, self.best_epoch = value, state.epoch
-            self._state = {k: v.detach().to("cpu", copy=True) for k, v in state.model.state_dict().items()}
-            if self.path is not None and _dist.is_main_process():  # rank 0 writes, under torchrun
-                save_checkpoint(self.path, state.model, meta={"epoch": state.epoch, self.monitor: value})
-
-    def on_fit_end(self, state: TrainState) -> None:
-        if self.restore_best and self._state is not None:
-            state.model.load_state_dict(self._state)
-
-
-# --------------------------------------------------------------------------
 # the loops
 # --------------------------------------------------------------------------
 
@@ -468,6 +329,7 @@ def fit(
     grad_clip: float | None = None,
     callbacks: Sequence[Callback] = (),
     forward_fn: ForwardFn | None = None,
+    train_transform: Callable[[Any], Any] | None = None,
     log_every: int | None = None,
     progress: bool | None = None,
     max_steps_per_epoch: int | None = None,
@@ -502,6 +364,11 @@ def fit(
         callbacks: :class:`Callback` objects (early stopping, best checkpoint ...).
         forward_fn: ``forward_fn(model, inputs) -> outputs``; default
             ``model(inputs)``. Use it for Siamese pairs and the like.
+        train_transform: ``train_transform(inputs) -> inputs``, applied to
+            each *training* batch on the device before the forward pass,
+            never to validation batches: the place for batch augmentations
+            (:func:`course_utils.augment.augment_faces`,
+            :class:`~course_utils.augment.SimCLRAugment` ...).
         log_every: read the running loss back every this many steps (also
             checks it is finite). Default 1 on CPU, 25 on accelerators.
         progress: show a progress bar (``tqdm.auto``); default on, except
@@ -561,8 +428,6 @@ def fit(
     show = (progress_enabled() if progress is None else progress) and parts.env.is_main
     bar = None
     if show:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=max(0, epochs - start_epoch + 1), desc="epochs", leave=True)
     try:
         for epoch in range(start_epoch, epochs + 1):
@@ -584,6 +449,8 @@ def fit(
                 if n == 1 and has_batchnorm:
                     skipped_single += 1  # BatchNorm cannot train on one sample (torch raises)
                     continue
+                if train_transform is not None:
+                    inputs = train_transform(inputs)
                 with autocast_context(dev, dtype):
                     outputs = forward(net, inputs)
                     loss = train_loss_fn(outputs, targets)
@@ -714,24 +581,78 @@ def evaluate(
     return result
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """What :func:`predict` returns: a model's outputs over a data set, with what the data set knows.
+
+    Unpacks as ``outputs, targets = predict(...)``.
+
+    Attributes:
+        outputs: float32 ``(N, ...)`` on the CPU, in the data set's order.
+        targets: ``(N, ...)`` on the CPU, or ``None`` when the batches carry none.
+        attributes: the data set's ``attributes`` DataFrame (one row per item,
+            index reset), or ``None`` when it has none or the loader reorders items.
+        group_columns: the data set's ``group_columns`` (the attributes that
+            name groups, e.g. ``("gender", "age")``), or ``()``.
+    """
+
+    outputs: torch.Tensor
+    targets: torch.Tensor | None
+    attributes: pd.DataFrame | None = None
+    group_columns: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[torch.Tensor | None]:
+        return iter((self.outputs, self.targets))
+
+    def __len__(self) -> int:
+        return int(self.outputs.shape[0])
+
+
+def _in_order(loader: Any) -> bool:
+    sampler = getattr(getattr(loader, "batch_sampler", None), "sampler", None)
+    return isinstance(sampler, SequentialSampler)
+
+
+def _attributes(dataset: Any, n: int) -> tuple[pd.DataFrame | None, tuple[str, ...]]:
+    frame = getattr(dataset, "attributes", None)
+    if not isinstance(frame, pd.DataFrame) or len(frame) != n:
+        return None, ()
+    return frame.reset_index(drop=True), tuple(getattr(dataset, "group_columns", ()) or ())
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module,
-    loader: Iterable,
+    data: Iterable | Dataset,
     *,
     device: str | torch.device | None = None,
     amp: bool | str = "auto",
     forward_fn: ForwardFn | None = None,
+    batch_size: int = 256,
     return_targets: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor | None] | torch.Tensor:
-    """Run ``model`` over ``loader`` and gather outputs on the CPU.
+) -> Predictions | torch.Tensor:
+    """Run ``model`` (in eval mode) over a loader or a data set and gather everything on the CPU.
+
+    The package's one inference entry point: logits for a classifier,
+    embeddings for an embedding network (``forward_fn=lambda m, x:
+    m.forward_head(m.forward_features(x), pre_logits=True)`` for a zoo
+    model's pooled features), activations for a frozen front.
+
+    Args:
+        data: a loader yielding ``(inputs, targets, ...)`` or ``inputs``
+            batches, or a data set (read in order, ``batch_size`` at a time,
+            through :func:`make_loader`).
+        forward_fn: ``forward_fn(model, inputs) -> outputs``; default ``model(inputs)``.
+        return_targets: ``False`` returns only the outputs tensor.
 
     Returns:
-        ``(outputs, targets)``: outputs concatenated over batches, shape
-        (N, ...), in float32; targets (N, ...) or ``None`` when the loader
-        has none. Only ``outputs`` when ``return_targets=False``.
+        :class:`Predictions` (``outputs, targets = predict(...)`` unpacks it):
+        outputs float32 ``(N, ...)``, targets ``(N, ...)`` or ``None``, and
+        the data set's ``attributes`` rows when the items are read in order.
     """
     dev = resolve_device(device)
+    loader = data if isinstance(data, DataLoader) or not isinstance(data, Dataset) else \
+        make_loader(data, batch_size=batch_size, device=dev)
     dtype = amp_dtype(dev, amp)
     forward = forward_fn or _default_forward
     was_training = model.training
@@ -750,156 +671,8 @@ def predict(
     outputs = torch.cat(outs) if outs else torch.empty(0)
     if not return_targets:
         return outputs
-    return outputs, (torch.cat(tgts) if tgts else None)
+    dataset = getattr(loader, "dataset", None)
+    attributes, groups = _attributes(dataset, len(outputs)) if _in_order(loader) else (None, ())
+    return Predictions(outputs, torch.cat(tgts) if tgts else None, attributes, groups)
 
 
-# --------------------------------------------------------------------------
-# checkpoints
-# --------------------------------------------------------------------------
-
-
-def _arch_name(model: nn.Module) -> str:
-    return str(getattr(model, "arch_name", None) or type(model).__qualname__)
-
-
-def save_checkpoint(path: str | Path, model: nn.Module, *, optimizer: torch.optim.Optimizer | None = None,
-                    meta: Mapping[str, Any] | None = None, arch: str | None = None) -> Path:
-    """Save weights (and optionally optimizer state and metadata) atomically.
-
-    The file is written to a temporary file in the same folder, then renamed,
-    so an interruption never leaves a half-written checkpoint.
-
-    Args:
-        path: destination ``.pt`` file.
-        model: its ``state_dict`` is saved (moved to CPU).
-        optimizer: its ``state_dict`` is saved too when given.
-        meta: plain values (numbers, strings, lists, dicts) kept with the
-            weights: recipe, accuracy, seed ...
-        arch: architecture name; default ``model.arch_name`` or the class name.
-
-    Returns:
-        The path written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload: dict[str, Any] = {
-        "format": CHECKPOINT_FORMAT,
-        "arch": arch or _arch_name(model),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "meta": dict(meta or {}),
-    }
-    if optimizer is not None:
-        payload["optimizer"] = optimizer.state_dict()
-    from course_utils.data.cache import atomic_write
-
-    with atomic_write(path, "wb") as fh:
-        torch.save(payload, fh)
-    return path
-
-
-def _unreadable_checkpoint(path: Path, err: BaseException) -> str:
-    """Say what the file looks like and what to do (never to unpickle it with ``weights_only=False``)."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(512)
-    text = head.lstrip().lower()
-    redo = ("Download it again (or re-run the cell that saved it); delete the file if it is not needed.")
-    if size == 0:
-        what = "is empty (0 bytes): the download or save was interrupted"
-    elif text.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"{")) or b"<html" in text:
-        kind = "a JSON text" if text.startswith(b"{") else "a web page (HTML)"
-        what = (f"is {kind}, not a checkpoint: the download saved an error or login page (check the URL; "
-                "for Google Drive or GitHub use the direct/raw download link)")
-    elif head.startswith(b"PK\x03\x04"):
-        import zipfile
-
-        if not zipfile.is_zipfile(path):
-            what = f"is truncated ({size:,} bytes; its zip directory is missing): the download or save was cut short"
-        else:
-            what = f"is a zip file that torch cannot read as a checkpoint ({_short(err)})"
-    elif head[:1] == b"\x80":
-        what = ("holds pickled Python objects other than tensors and plain values; it was not loaded because "
-                "unpickling them can run arbitrary code. Re-save it as tensors: "
-                "save_checkpoint(path, model) or torch.save(model.state_dict(), path)")
-        redo = "Ask whoever made it for a state_dict file if you cannot re-save it yourself."
-    else:
-        what = f"is not a PyTorch checkpoint ({size:,} bytes starting with {head[:16]!r}; {_short(err)})"
-    return f"Cannot load the checkpoint {path}: it {what}. {redo}"
-
-
-def _short(err: BaseException) -> str:
-    line = (str(err).strip().splitlines() or [type(err).__name__])[0]
-    if "weights_only" in line or "Weights only load failed" in line:
-        return "not a file of tensors"
-    return f"{type(err).__name__}: {line[:160]}"
-
-
-def _describe_mismatch(model_sd: Mapping[str, torch.Tensor], ckpt_sd: Mapping[str, torch.Tensor]) -> list[str]:
-    missing = [k for k in model_sd if k not in ckpt_sd]
-    unexpected = [k for k in ckpt_sd if k not in model_sd]
-    shapes = [f"{k}: checkpoint {tuple(ckpt_sd[k].shape)} vs model {tuple(v.shape)}"
-              for k, v in model_sd.items() if k in ckpt_sd and tuple(ckpt_sd[k].shape) != tuple(v.shape)]
-    out = []
-    if missing:
-        out.append(f"{len(missing)} missing key(s), e.g. {missing[:3]}")
-    if unexpected:
-        out.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[:3]}")
-    if shapes:
-        out.append(f"{len(shapes)} shape mismatch(es), e.g. {shapes[:3]}")
-    return out
-
-
-def load_checkpoint(path: str | Path, model: nn.Module | None = None, *,
-                    optimizer: torch.optim.Optimizer | None = None,
-                    map_location: str | torch.device = "cpu", strict: bool = True) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (or a bare state dict).
-
-    Uses ``torch.load(weights_only=True)``: only tensors and plain values are
-    unpickled, never arbitrary code.
-
-    Args:
-        path: the ``.pt`` file.
-        model: when given, the weights are loaded into it.
-        optimizer: when given and saved, its state is restored.
-        map_location: where tensors go (default CPU; move the model after).
-        strict: require an exact match of keys and shapes.
-
-    Returns:
-        The checkpoint dict (``arch``, ``state_dict``, ``meta`` ...).
-
-    Raises:
-        FileNotFoundError: no such file.
-        CheckpointLoadError: the file is empty, truncated, a web page, or
-            holds objects other than tensors (the message says which, and
-            what to do).
-        CheckpointMismatchError: the weights do not fit ``model``; the
-            message names the architecture and the first differences.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {path}.")
-    try:
-        raw = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - every failure becomes one message that names the file
-        raise CheckpointLoadError(_unreadable_checkpoint(path, err)) from None
-    if isinstance(raw, Mapping) and "state_dict" in raw:
-        ckpt = dict(raw)
-    elif isinstance(raw, Mapping):
-        ckpt = {"format": "state_dict", "arch": None, "state_dict": dict(raw), "meta": {}}
-    else:
-        raise CheckpointMismatchError(f"{path} holds a {type(raw).__name__}, not a state dict or checkpoint.")
-    if model is not None:
-        problems = _describe_mismatch(model.state_dict(), ckpt["state_dict"])
-        relevant = problems if strict else [p for p in problems if "shape" in p]
-        if relevant:
-            saved = ckpt.get("arch")
-            built = _arch_name(model)
-            hint = (f"It was saved from {saved!r}, but the model is {built!r}: build a {saved!r} model to load it."
-                    if saved and saved != built else
-                    "Build the model with the same architecture and sizes (e.g. num_classes) as when it was saved.")
-            raise CheckpointMismatchError(f"Checkpoint {path.name} does not fit the model: "
-                                          + "; ".join(problems) + ". " + hint)
-        model.load_state_dict(ckpt["state_dict"], strict=strict)
-    if optimizer is not None and "optimizer" in ckpt:
-        optimizer.load_state_dict(ckpt["optimizer"])
-    return ckpt

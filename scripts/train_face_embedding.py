@@ -52,14 +52,14 @@ from course_utils.distributed import (
     rank_seed,
     set_sampler_epoch,
 )
-from course_utils.facerec import augment_faces, evaluate_embeddings
-from course_utils.losses import ArcFaceLoss, TripletLoss
-from course_utils.miners import BatchHardMiner
+from course_utils.augment import augment_faces
+from course_utils.evaluation import evaluate_embeddings
+from course_utils.metric_learning.losses import ArcFaceLoss, TripletLoss
+from course_utils.metric_learning.miners import BatchHardMiner
 from course_utils.models import create_model
 from course_utils.models.embedding import (
     EmbeddingNet,
     PerImageStandardize,
-    extract_embeddings,
     face_backbone,
 )
 from course_utils.settings import seed_everything
@@ -69,6 +69,7 @@ from course_utils.train import (
     fit,
     load_checkpoint,
     make_loader,
+    predict,
     save_checkpoint,
 )
 
@@ -232,22 +233,20 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                              num_workers=cfg.workers)
     set_sampler_epoch(loader, start_epoch - 1)  # a P x K sampler resumes its epoch sequence (fit does it under DDP)
 
-    def forward(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        return net(augment_faces(images) if cfg.augment and net.training else images)
-
     channels_last = env.device.type == "cuda" if cfg.channels_last is None else cfg.channels_last
     t0 = time.perf_counter()
     if start_epoch <= cfg.epochs:
         fit(model, loader, loss_fn=loss, optimizer=optimizer, epochs=cfg.epochs, start_epoch=start_epoch,
             scheduler=scheduler, device=env.device, amp=False if cfg.amp == "off" else cfg.amp,
-            channels_last=channels_last, forward_fn=forward, max_steps_per_epoch=cfg.max_steps_per_epoch,
+            channels_last=channels_last, train_transform=augment_faces if cfg.augment else None,
+            max_steps_per_epoch=cfg.max_steps_per_epoch,
             callbacks=[EpochCheckpoint(last, modules=modules, scheduler=scheduler, cfg=cfg, env=env)])
     metrics: dict[str, float] = {}
     if is_main_process():
         metrics["train_seconds"] = time.perf_counter() - t0
         save_checkpoint(out / "embedding.pt", model, meta={"config": json.loads(json.dumps(asdict(cfg)))})
         if test is not None:
-            emb, labels = extract_embeddings(model, test, device=env.device)
+            emb, labels = predict(model, test, device=env.device)
             metrics.update(evaluate_embeddings(emb, labels, max_impostors=cfg.max_impostors, seed=cfg.seed))
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         print("held-out people: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()), flush=True)

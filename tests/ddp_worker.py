@@ -33,8 +33,8 @@ from course_utils.distributed import (
     is_main_process,
     shard_loader,
 )
-from course_utils.losses import ArcFaceLoss, TripletLoss
-from course_utils.miners import BatchHardMiner
+from course_utils.metric_learning.losses import ArcFaceLoss, TripletLoss
+from course_utils.metric_learning.miners import BatchHardMiner
 from course_utils.train import (
     BestCheckpoint,
     accuracy,

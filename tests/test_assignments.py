@@ -7,8 +7,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils import assignments as A
-from course_utils.nbtools import read_script
+from course_tools.grading import release as A
+from course_tools.grading.cli import main as cli_main
+from course_tools.nbtools import read_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -116,7 +117,7 @@ def test_release_is_deterministic_and_checkable(tmp_path):
 
 def test_committed_student_copies_are_up_to_date():
     stale = A.check_release(ROOT / "notebooks", ROOT / "student")
-    assert stale == [], f"run `python -m course_utils.assignments release`: {stale}"
+    assert stale == [], f"run `python -m course_tools.grading release`: {stale}"
 
 
 def _names_defined(source: str) -> set[str]:
@@ -143,10 +144,10 @@ def test_every_check_uses_what_its_solution_defines(script):
 
 def test_cli_release_and_check(tmp_path, capsys):
     script = make_instructor(tmp_path)
-    assert A.main(["release", "--source", str(script.parent), "--out", str(tmp_path / "s")]) == 0
-    assert A.main(["check-release", "--source", str(script.parent), "--out", str(tmp_path / "s")]) == 0
+    assert cli_main(["release", "--source", str(script.parent), "--out", str(tmp_path / "s")]) == 0
+    assert cli_main(["check-release", "--source", str(script.parent), "--out", str(tmp_path / "s")]) == 0
     (tmp_path / "s" / "09_tiny.ipynb").unlink()
-    assert A.main(["check-release", "--source", str(script.parent), "--out", str(tmp_path / "s")]) == 1
+    assert cli_main(["check-release", "--source", str(script.parent), "--out", str(tmp_path / "s")]) == 1
     assert "Out of date" in capsys.readouterr().out
 
 

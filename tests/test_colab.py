@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from course_utils import colab
+from course_tools import colab
 
 
 def test_badge_url_points_at_the_notebook():

@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.svm import LinearSVC
 
-from course_utils import distances as D
+from course_utils.metric_learning import distances as D
 
 
 def _rand(n: int, d: int, seed: int, dtype=torch.float64) -> torch.Tensor:

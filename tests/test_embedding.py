@@ -5,9 +5,10 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from course_utils.evaluation import EmbeddingSet
 from course_utils.models import create_model
-from course_utils.models.embedding import EmbeddingNet, FaceBackbone, SiameseNet, extract_embeddings, face_backbone
-from course_utils.train import make_loader
+from course_utils.models.embedding import EmbeddingNet, FaceBackbone, SiameseNet, face_backbone
+from course_utils.train import make_loader, predict
 
 
 @pytest.fixture
@@ -79,24 +80,24 @@ def test_siamese_net_shares_weights(faces):
         siam(a, faces[:2])
 
 
-def test_extract_embeddings_keeps_order_and_eval_mode(faces):
+def test_predict_embeddings_keeps_order_and_eval_mode(faces):
     torch.manual_seed(2)
     net = EmbeddingNet(face_backbone(in_chans=1, widths=(8, 16)), embedding_dim=8)
     net.train()
     labels = torch.tensor([3, 1, 4, 1, 5, 9])
     ds = TensorDataset(faces, labels)
-    emb, lab = extract_embeddings(net, ds, device="cpu", batch_size=4)
+    emb, lab = predict(net, ds, device="cpu", batch_size=4)
     assert net.training, "the model's mode is restored"
     assert emb.shape == (6, 8) and emb.dtype == torch.float32
     assert lab.tolist() == labels.tolist() and lab.dtype == torch.int64
     net.eval()
     torch.testing.assert_close(emb, net(faces))  # eval mode was used (BatchNorm running stats)
-    emb2, _ = extract_embeddings(net, make_loader(ds, batch_size=2), device="cpu")
+    emb2, _ = predict(net, make_loader(ds, batch_size=2), device="cpu")
     torch.testing.assert_close(emb2, emb)
-    pooled, _ = extract_embeddings(net, ds, device="cpu", forward_fn=lambda m, x: m.pooled_features(x))
+    pooled, _ = predict(net, ds, device="cpu", forward_fn=lambda m, x: m.pooled_features(x))
     assert pooled.shape == (6, 16)
     with pytest.raises(ValueError, match="no labels"):
-        extract_embeddings(net, make_loader(TensorDataset(faces), batch_size=3), device="cpu")
+        EmbeddingSet.from_predictions(predict(net, make_loader(TensorDataset(faces), batch_size=3), device="cpu"))
 
 
 def test_per_image_standardize_and_input_norm(faces):

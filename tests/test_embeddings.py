@@ -1,4 +1,4 @@
-"""course_utils.embeddings: extraction, projections, separation numbers and retrieval, against oracles."""
+"""Embeddings (course_utils.evaluation): EmbeddingSet from predict, projections, separation numbers and retrieval, against oracles."""
 
 import os
 
@@ -12,8 +12,10 @@ from sklearn.manifold import trustworthiness as sk_trustworthiness
 from sklearn.metrics import silhouette_score
 from torch import nn
 
-from course_utils import embeddings as E
-from course_utils.data import TensorImageDataset
+from course_utils import evaluation as E
+from course_utils.data import TensorImageDataset, photo_crops
+from course_utils.train import predict
+from course_utils.viz import projection_explorer
 
 
 def _blobs(n=60, d=10, k=4, seed=0):
@@ -32,7 +34,7 @@ def _dataset(n=10):
 def test_extract_returns_vectors_labels_and_groups_in_dataset_order():
     ds = _dataset(10)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 5))
-    out = E.extract(model, ds, device="cpu", batch_size=3, name="lin")
+    out = E.EmbeddingSet.from_predictions(predict(model, ds, device="cpu", batch_size=3), name="lin")
     with torch.no_grad():
         expected = model(ds.float_images())
     assert out.vectors.shape == (10, 5) and out.vectors.dtype == np.float32
@@ -46,17 +48,17 @@ def test_extract_returns_vectors_labels_and_groups_in_dataset_order():
 def test_extract_pools_feature_maps_and_uses_forward_fn():
     ds = _dataset(6)
     conv = nn.Conv2d(1, 4, 3)
-    out = E.extract(conv, ds, device="cpu")
+    out = E.EmbeddingSet.from_predictions(predict(conv, ds, device="cpu"))
     with torch.no_grad():
         expected = conv(ds.float_images()).mean(dim=(2, 3))
     np.testing.assert_allclose(out.vectors, expected.numpy(), atol=1e-6)
-    doubled = E.extract(conv, ds, device="cpu", forward_fn=lambda m, x: 2 * m(x))
+    doubled = E.EmbeddingSet.from_predictions(predict(conv, ds, device="cpu", forward_fn=lambda m, x: 2 * m(x)))
     np.testing.assert_allclose(doubled.vectors, 2 * expected.numpy(), atol=1e-5)
 
 
 def test_embedding_set_subset_and_normalized():
     ds = _dataset(10)
-    e = E.extract(nn.Sequential(nn.Flatten(), nn.Linear(64, 3)), ds, device="cpu")
+    e = E.EmbeddingSet.from_predictions(predict(nn.Sequential(nn.Flatten(), nn.Linear(64, 3)), ds, device="cpu"))
     sub = e.subset(np.array([1, 3, 5]))
     np.testing.assert_array_equal(sub.vectors, e.vectors[[1, 3, 5]])
     assert sub.groups["age"].tolist() == [1, 3, 5]
@@ -236,7 +238,7 @@ def test_projection_explorer_draws_once_headless_and_reuses_fits():
     x, y = _blobs(n=40)
     cache = E.ProjectionCache(x, seed=0)
     cache.get("tsne", perplexity=8)
-    ex = E.projection_explorer(cache, y, perplexity=8, n_neighbors=5, static=True)
+    ex = projection_explorer(cache, y, perplexity=8, n_neighbors=5, static=True)
     assert ex.figure is not None and "trustworthiness" in ex.info and "t-SNE" in ex.info
     assert cache.hits == 1  # the t-SNE fit was reused; UMAP was fitted once
     ex.update(perplexity=9.0)
@@ -247,7 +249,7 @@ def test_projection_explorer_draws_once_headless_and_reuses_fits():
 def test_plot_helpers_draw_what_they_are_given():
     from matplotlib.offsetbox import AnnotationBbox
 
-    from course_utils.plots import plot_embedding_2d, plot_thumbnails, show_retrieval
+    from course_utils.viz import plot_embedding_2d, plot_thumbnails, show_retrieval
 
     rng = np.random.default_rng(0)
     xy, y = rng.normal(size=(30, 2)), np.arange(30) % 3
@@ -347,12 +349,12 @@ def test_photo_crops_shapes_labels_and_content():
     photo = np.zeros((40, 60, 3), dtype=np.float32)
     photo[..., 0] = 1.0  # pure red
     grey = np.full((50, 50), 0.4, dtype=np.float32)
-    imgs, labels, names = E.photo_crops({"red": photo, "grey": grey}, per_photo=3, size=16, seed=0)
+    imgs, labels, names = photo_crops({"red": photo, "grey": grey}, per_photo=3, size=16, seed=0)
     assert imgs.shape == (6, 3, 16, 16) and imgs.dtype == torch.uint8
     assert labels.tolist() == [0, 0, 0, 1, 1, 1] and names == ["red", "grey"]
     assert (imgs[:3, 0] == 255).all() and (imgs[:3, 1:] == 0).all()
     assert (imgs[3:].int() - 102).abs().max() <= 1  # 0.4 * 255, up to interpolation rounding
-    again, _, _ = E.photo_crops({"red": photo, "grey": grey}, per_photo=3, size=16, seed=0)
+    again, _, _ = photo_crops({"red": photo, "grey": grey}, per_photo=3, size=16, seed=0)
     assert torch.equal(imgs, again)
     with pytest.raises(ValueError, match="per_photo"):
-        E.photo_crops({"red": photo}, per_photo=1)
+        photo_crops({"red": photo}, per_photo=1)

@@ -1,17 +1,12 @@
-"""course_utils.facecompare against explicit loops, scikit-learn and simulation."""
+"""Comparing face models (course_utils.evaluation.faces) against explicit loops, scikit-learn and simulation."""
 
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from course_utils import facecompare as FC
-from course_utils.facerec import (
-    evaluate_embeddings,
-    gallery_probe_split,
-    verification_pairs,
-)
-from course_utils.metrics import tar_at_far
+from course_utils import evaluation as FC
+from course_utils.evaluation import evaluate_embeddings, gallery_probe_split, tar_at_far, verification_pairs
 
 
 def people(n_people=8, per=5, dim=16, spread=1.0, seed=0):

@@ -28,7 +28,7 @@ from course_tools.grading import release as R
 from course_tools.grading import runner as RUN
 from course_tools.grading import sandbox as S
 from course_tools.grading import spec as SP
-from course_utils.nbtools import notebook_text, read_script
+from course_tools.nbtools import notebook_text, read_script
 from course_utils.selfcheck import assert_no_forbidden_calls, forbidden_uses
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +52,19 @@ def test_forbidden_uses_resolve_aliases_imports_and_dynamic_lookups():
     assert "eval" in forbidden_uses("def f():\n    return eval('Fa.x')", ["course_utils.fairness"])[0]
     assert forbidden_uses("def f(m):\n    return sum(p.numel() for p in m.parameters())", ["course_utils.cost"]) == []
     assert forbidden_uses("x = 1", []) == []
+
+
+def test_forbidden_uses_see_through_re_exports():
+    """A package re-export and the defining module are the same reference, both ways."""
+    src = "from course_utils.metric_learning import TripletLoss\nloss = TripletLoss(margin=0.2)"
+    assert forbidden_uses(src, ["course_utils.metric_learning.losses"])
+    src = "import course_utils.metric_learning.losses as L\nloss = L.TripletLoss(margin=0.2)"
+    assert forbidden_uses(src, ["course_utils.metric_learning.TripletLoss"])
+    src = "from course_utils.transfer import freeze\nfreeze(model)"
+    assert forbidden_uses(src, ["course_utils.transfer.freezing.freeze"])
+    # an unrelated name of the same package is still allowed
+    assert forbidden_uses("from course_utils.metric_learning import ContrastiveLoss\nContrastiveLoss()",
+                          ["course_utils.metric_learning.TripletLoss"]) == []
 
 
 def test_visible_self_check_names_the_forbidden_call():

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import log_loss, roc_auc_score
 
-from course_utils.losses import (
+from course_utils.metric_learning.losses import (
     ArcFaceLoss,
     CenterLoss,
     ContrastiveLoss,
@@ -18,7 +18,7 @@ from course_utils.losses import (
     SiamesePairClassifier,
     TripletLoss,
 )
-from course_utils.miners import BatchHardMiner, PairMiner, SemiHardMiner
+from course_utils.metric_learning.miners import BatchHardMiner, PairMiner, SemiHardMiner
 
 
 def _batch(n_ids: int = 4, per_id: int = 3, dim: int = 6, seed: int = 0):

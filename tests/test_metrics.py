@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from sklearn import metrics as skm
 from sklearn.neighbors import KNeighborsClassifier
 
-from course_utils import metrics as M
+from course_utils import evaluation as M
 
 
 def _verif(n: int = 300, seed: int = 0, *, ties: bool = False):

@@ -6,8 +6,8 @@ import time
 import pytest
 import torch
 
-from course_utils.distances import pairwise_distance
-from course_utils.miners import (
+from course_utils.metric_learning.distances import pairwise_distance
+from course_utils.metric_learning.miners import (
     AllTripletsMiner,
     BatchHardMiner,
     MinedTriplets,

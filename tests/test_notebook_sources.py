@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils.nbtools import notebook_text, read_script
+from course_tools.nbtools import notebook_text, read_script
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 SCRIPTS = sorted(NB_DIR.glob("[0-9][0-9]_*.py"))
@@ -75,17 +75,17 @@ def test_no_show_or_star_imports(path):
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_first_cell_installs_the_package_on_colab(script):
-    from course_utils.colab import install_snippet
+    from course_tools.colab import install_snippet
 
     nb = read_script(script)
     first = next(c for c in nb.cells if c.cell_type == "code")
     assert first.source.startswith(install_snippet().strip().split("\n")[0])
-    assert install_snippet().strip() in first.source, "run `python -m course_utils.colab` to refresh the snippet"
+    assert install_snippet().strip() in first.source, "run `python -m course_tools.colab` to refresh the snippet"
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_readme_has_a_colab_badge(script):
-    from course_utils.colab import badge_url
+    from course_tools.colab import badge_url
 
     readme = (NB_DIR.parent / "README.md").read_text()
     assert badge_url(f"{script.stem}.ipynb") in readme
@@ -94,7 +94,7 @@ def test_readme_has_a_colab_badge(script):
 def test_colab_snippet_is_inert_outside_colab():
     import sys
 
-    from course_utils.colab import install_snippet
+    from course_tools.colab import install_snippet
 
     assert "google.colab" not in sys.modules
     exec(compile(install_snippet(), "<snippet>", "exec"), {})  # must not try to install anything here

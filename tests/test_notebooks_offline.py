@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils.nbtools import headless_client
+from course_tools.nbtools import headless_client
 
 ROOT = Path(__file__).resolve().parents[1]
 # Each notebook also proves one missing-extra fallback: the environment variables

@@ -2,6 +2,7 @@
 
 import re
 import tomllib
+from fnmatch import fnmatch
 from pathlib import Path
 
 import yaml
@@ -67,3 +68,22 @@ def test_real_face_data_is_not_committed():
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     assert not [f for f in files if f.endswith((".pgm", ".jpg", ".jpeg")) and "notebooks" not in f]
     assert not [f for f in files if re.search(r"fairface_label_(train|val)\.csv$", f)]
+
+
+def test_a_user_install_does_not_pull_the_authoring_tools():
+    """jupyterlab and jupytext come with the `lab` extra (`make lab`, `make test`), not with the package."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {_name(s) for s in project["dependencies"]}
+    assert not runtime & {"jupyterlab", "jupytext", "nbformat", "nbclient", "nbval"}
+    assert {"jupyterlab", "jupytext"} <= {_name(s) for s in project["optional-dependencies"]["lab"]}
+    makefile = (ROOT / "Makefile").read_text()
+    assert "python -m course_tools.nbtools" in makefile
+
+
+def test_package_data_ships_every_data_file_of_the_package():
+    """A wheel holds only the data files package-data names (e.g. the model families' papers)."""
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["course_utils"]
+    package = ROOT / "course_utils"
+    data = [p.relative_to(package).as_posix() for p in package.rglob("*")
+            if p.is_file() and p.suffix in {".json", ".pt", ".csv", ".txt"}]
+    assert data and [f for f in data if not any(fnmatch(f, g) for g in globs)] == []

@@ -4,8 +4,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from course_utils import plots
-from course_utils.metrics import expected_calibration_error, reliability_bins
+from course_utils import viz
+from course_utils.evaluation import expected_calibration_error, reliability_bins
 
 
 def _probs(n=400, k=4, seed=0, sharpness=3.0):
@@ -20,7 +20,7 @@ def _probs(n=400, k=4, seed=0, sharpness=3.0):
 def test_reliability_diagram_draws_the_bins_and_reports_ece():
     p, y = _probs()
     _, ax = plt.subplots()
-    out = plots.plot_reliability_diagram(p, y, n_bins=10, ax=ax, label="model")
+    out = viz.plot_reliability_diagram(p, y, n_bins=10, ax=ax, label="model")
     assert out is ax
     bins = reliability_bins(p, y, n_bins=10)
     bars = ax.patches
@@ -34,18 +34,18 @@ def test_reliability_diagram_draws_the_bins_and_reports_ece():
 
 def test_reliability_diagram_overlays_two_models_with_one_diagonal():
     p, y = _probs()
-    ax = plots.plot_reliability_diagram(p, y, label="a")
-    plots.plot_reliability_diagram(np.full_like(p, 1 / p.shape[1]), y, ax=ax, label="uniform", color="C1")
+    ax = viz.plot_reliability_diagram(p, y, label="a")
+    viz.plot_reliability_diagram(np.full_like(p, 1 / p.shape[1]), y, ax=ax, label="uniform", color="C1")
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert texts.count("calibrated") == 1 and any(t.startswith("uniform: ECE") for t in texts)
     with pytest.raises(ValueError):
-        plots.plot_reliability_diagram(np.ones((3, 2)), [0, 1, 0])  # rows do not sum to 1
+        viz.plot_reliability_diagram(np.ones((3, 2)), [0, 1, 0])  # rows do not sum to 1
 
 
 def test_mean_curves_plot_mean_and_band():
     runs = np.array([[0.1, 0.5, 0.7], [0.3, 0.5, 0.9]])
     _, ax = plt.subplots()
-    out = plots.plot_mean_curves({"a": runs, "single": [0.2, 0.3]}, ax=ax, chance=0.25, title="t")
+    out = viz.plot_mean_curves({"a": runs, "single": [0.2, 0.3]}, ax=ax, chance=0.25, title="t")
     assert out is ax and ax.get_title() == "t"
     lines = {line.get_label(): line for line in ax.get_lines()}
     np.testing.assert_allclose(lines["a (2 runs)"].get_ydata(), [0.2, 0.5, 0.8])
@@ -59,8 +59,8 @@ def test_mean_curves_plot_mean_and_band():
 
 def test_mean_curves_pad_with_nan_and_std_band():
     runs = np.array([[0.1, 0.2, np.nan], [0.3, 0.4, 0.5]])
-    ax = plots.plot_mean_curves({"r": runs}, band="std")
+    ax = viz.plot_mean_curves({"r": runs}, band="std")
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.2, 0.3, 0.5])
     with pytest.raises(ValueError):
-        plots.plot_mean_curves({"r": runs}, band="iqr")
-    assert plots.plot_mean_curves({}).get_legend() is None
+        viz.plot_mean_curves({"r": runs}, band="iqr")
+    assert viz.plot_mean_curves({}).get_legend() is None

@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from course_utils import stats as S
 from course_utils import transfer as T
-from course_utils.metrics import roc_auc
+from course_utils.evaluation import roc_auc
 
 
 # ----------------------------------------------------------------------------- intervals

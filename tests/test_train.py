@@ -4,17 +4,20 @@ import math
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_utils import train
+from course_utils.data import TensorImageDataset
 from course_utils.train import (
     BestCheckpoint,
     CheckpointMismatchError,
     EarlyStopping,
     NonFiniteLossError,
+    Predictions,
     accuracy,
     evaluate,
     fit,
@@ -84,6 +87,38 @@ def test_predict_returns_all_outputs_in_order():
     assert torch.equal(tgt, ds.tensors[1])
     only = predict(model, DataLoader(ds, batch_size=16), return_targets=False)
     assert isinstance(only, torch.Tensor)
+
+
+def test_train_transform_touches_training_batches_only():
+    train_dl, val_dl = loaders()
+    model = make_model()
+    seen = []
+
+    def transform(x):
+        seen.append(x.shape[0])
+        return x * 0.0  # the model sees only zeros while training
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    hist = fit(model, train_dl, loss_fn=nn.functional.cross_entropy, optimizer=opt, epochs=1, val_loader=val_dl,
+               train_transform=transform, progress=False)
+    assert sum(seen) == len(train_dl.dataset)  # every training batch, once
+    x, y = val_dl.dataset.tensors
+    assert hist.last("val_loss") == pytest.approx(nn.functional.cross_entropy(model(x), y).item(), rel=1e-5)
+
+
+def test_predict_reads_a_dataset_and_returns_its_attributes():
+    images = torch.randint(0, 256, (7, 1, 4, 4), dtype=torch.uint8)
+    frame = pd.DataFrame({"group": list("aabbccd"), "file": [f"{i}.png" for i in range(7)]})
+    ds = TensorImageDataset(images, torch.arange(7) % 2, attributes=frame, group_columns=("group",))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    pred = predict(model, ds, batch_size=3)
+    assert isinstance(pred, Predictions) and len(pred) == 7
+    assert pred.attributes["file"].tolist() == frame["file"].tolist() and pred.group_columns == ("group",)
+    out, tgt = pred
+    torch.testing.assert_close(out, model(ds.float_images()).detach())
+    assert tgt.tolist() == (torch.arange(7) % 2).tolist()
+    shuffled = predict(model, DataLoader(ds, batch_size=3, shuffle=True))
+    assert shuffled.attributes is None  # rows no longer match the data set's order
 
 
 def test_early_stopping_stops():

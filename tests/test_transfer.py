@@ -10,9 +10,11 @@ from scipy import stats
 from torch import nn
 
 from course_utils import transfer as T
-from course_utils.layers import DropBlock2d
-from course_utils.losses import NTXentLoss
+from course_utils.cost import count_parameters
+from course_utils.scratch import DropBlock2d
+from course_utils.metric_learning.losses import NTXentLoss
 from course_utils.models import create_model
+from course_utils.pretrained.chips import AlignedFaceDataset, aligned_chips, aligned_face_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +56,7 @@ class Blobs(torch.utils.data.Dataset):
 def test_freeze_all_but_head_leaves_only_the_classifier_trainable():
     m = small(7)
     T.freeze_all_but_head(m)
-    assert T.count_trainable(m) == n_params(m.classifier) == 64 * 7 + 7
+    assert count_parameters(m, trainable_only=True) == n_params(m.classifier) == 64 * 7 + 7
     assert all(not p.requires_grad for p in m.stages.parameters())
 
 
@@ -71,7 +73,7 @@ def test_frozen_batchnorm_keeps_its_statistics_in_train_mode_and_unfreeze_restor
     m.train()
     m(torch.rand(4, 3, 32, 32) * 5)
     assert not torch.equal(bn.running_mean, before)
-    assert T.count_trainable(m) == n_params(m)
+    assert count_parameters(m, trainable_only=True) == n_params(m)
     # freezing survives a deep copy, and so does unfreezing the copy
     import copy
 
@@ -93,9 +95,9 @@ def test_unfreeze_last_blocks_counts():
     assert [n for n, _ in blocks] == ["stem", "stages.0.0", "stages.0.1", "stages.1.0", "stages.1.1",
                                       "stages.2.0", "stages.2.1"]
     head = n_params(m.classifier)
-    assert T.count_trainable(T.unfreeze_last_blocks(m, 0)) == head
-    assert T.count_trainable(T.unfreeze_last_blocks(m, 2)) == head + n_params(blocks[-1][1]) + n_params(blocks[-2][1])
-    assert T.count_trainable(T.unfreeze_last_blocks(m, 99)) == n_params(m)
+    assert count_parameters(T.unfreeze_last_blocks(m, 0), trainable_only=True) == head
+    assert count_parameters(T.unfreeze_last_blocks(m, 2), trainable_only=True) == head + n_params(blocks[-1][1]) + n_params(blocks[-2][1])
+    assert count_parameters(T.unfreeze_last_blocks(m, 99), trainable_only=True) == n_params(m)
     with pytest.raises(ValueError):
         T.unfreeze_last_blocks(m, -1)
     table = T.trainable_table(T.unfreeze_last_blocks(m, 1))
@@ -108,7 +110,7 @@ def test_sequential_models_have_blocks_and_a_head():
     seq = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2))
     assert len(T.backbone_blocks(seq)) == 3
     T.freeze_all_but_head(seq)
-    assert T.count_trainable(seq) == 10
+    assert count_parameters(seq, trainable_only=True) == 10
     with pytest.raises(TypeError):
         T.backbone_blocks(nn.Linear(2, 2))
 
@@ -380,23 +382,23 @@ def _faces(n=3, size=40):
 
 def test_aligned_chips_align_cache_and_fallback(tmp_path):
     fake = FakeRecognizer(tmp_path)
-    chips, found = T.aligned_chips(_faces(), recognizer=fake)
+    chips, found = aligned_chips(_faces(), recognizer=fake)
     assert chips.shape == (3, 3, 150, 150) and chips.dtype == torch.uint8
     assert found.tolist() == [True, True, False] and fake.calls == 3
     assert bool((chips == 7).all())  # fallback "image": the recogniser's whole-image chip
-    again, found2 = T.aligned_chips(_faces(), recognizer=fake)  # same content: read from the cache
+    again, found2 = aligned_chips(_faces(), recognizer=fake)  # same content: read from the cache
     assert fake.calls == 3 and torch.equal(again, chips) and found2.tolist() == found.tolist()
-    resized, _ = T.aligned_chips(_faces(), recognizer=fake, fallback="resize")  # another key: recomputed
+    resized, _ = aligned_chips(_faces(), recognizer=fake, fallback="resize")  # another key: recomputed
     assert fake.calls == 6 and bool((resized[:2] == 7).all()) and not bool((resized[2] == 7).all())
     changed = _faces()
     changed[0][0, 0, 0] ^= 1  # one pixel of one image: a new key, no stale chips
-    T.aligned_chips(changed, recognizer=fake)
+    aligned_chips(changed, recognizer=fake)
     assert fake.calls == 9
     fake.files["shape_predictor_5"].write_bytes(b"landmarks v2")  # another landmark model: a new key too
-    T.aligned_chips(_faces(), recognizer=fake)
+    aligned_chips(_faces(), recognizer=fake)
     assert fake.calls == 12
     with pytest.raises(ValueError, match="fallback"):
-        T.aligned_chips(_faces(), recognizer=fake, fallback="crop")
+        aligned_chips(_faces(), recognizer=fake, fallback="crop")
 
 
 def test_aligned_chips_of_files_without_alignment(tmp_path):
@@ -406,21 +408,21 @@ def test_aligned_chips_of_files_without_alignment(tmp_path):
     for i, img in enumerate(_faces(2, size=60)):
         paths.append(tmp_path / f"{i}.png")
         Image.fromarray(img).save(paths[-1])
-    chips, found = T.aligned_chips(paths, align=False)
+    chips, found = aligned_chips(paths, align=False)
     assert chips.shape == (2, 3, 150, 150) and found.all()
-    assert torch.equal(chips, T.aligned_chips(paths, align=False, cache=False)[0])
+    assert torch.equal(chips, aligned_chips(paths, align=False, cache=False)[0])
     Image.fromarray(np.zeros((60, 60, 3), np.uint8)).save(paths[1])  # the file changes: the chips follow
-    assert int(T.aligned_chips(paths, align=False)[0][1].max()) == 0
+    assert int(aligned_chips(paths, align=False)[0][1].max()) == 0
 
 
 def test_aligned_face_dataset_and_tail_param_groups(tmp_path):
-    ds = T.aligned_face_dataset(_faces(), np.array([0, 1, 0]), recognizer=FakeRecognizer(tmp_path))
+    ds = aligned_face_dataset(_faces(), np.array([0, 1, 0]), recognizer=FakeRecognizer(tmp_path))
     x, y = ds[1]
     assert x.shape == (3, 150, 150) and x.dtype == torch.uint8 and int(y) == 1
     sub = ds.subset([2, 0])
     assert sub.targets.tolist() == [0, 0] and sub.found.tolist() == [False, True]
     with pytest.raises(ValueError):
-        T.AlignedFaceDataset(torch.zeros(2, 3, 8, 8), [0, 1])  # float chips
+        AlignedFaceDataset(torch.zeros(2, 3, 8, 8), [0, 1])  # float chips
     # train_tail with optimizer groups: a group at learning rate 0 does not move
     torch.manual_seed(0)
     tail = nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 2))
@@ -443,6 +445,6 @@ def test_aligned_chips_match_the_recognizer_when_dlib_is_here():
 
     img = skimage.data.astronaut()
     rec = face_recognizer(cache=False)
-    chips, found = T.aligned_chips([img], recognizer=rec)
+    chips, found = aligned_chips([img], recognizer=rec)
     chip, ok = rec.align(img, return_found=True)
     assert found.tolist() == [ok] and torch.equal(chips[0], torch.from_numpy(chip).permute(2, 0, 1))

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import course_utils.embeddings as E
+import course_utils.evaluation.projections as E
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine", "manhattan"])

@@ -8,14 +8,14 @@ import pytest
 import torch
 from nbclient import NotebookClient
 
-from course_utils import widgets
-from course_utils.layers import conv_output_size
+from course_utils.viz import widgets
+from course_utils.scratch import conv_output_size
 
 
 #: A notebook cell that builds a convolution explorer inside a real kernel and shows it.
 EXPLORER_CELL = (
     "import numpy as np\n"
-    "from course_utils.widgets import conv_explorer\n"
+    "from course_utils.viz import conv_explorer\n"
     "ex = conv_explorer(np.eye(20, dtype='float32'), kernel_size=5, stride=2)\n"
     "assert ex.figure is not None and not ex.static\n"
     "print(ex.info)\n"
@@ -95,8 +95,8 @@ def test_conv_explorer_runs_in_a_headless_kernel():
 
 
 def test_show_kernels_draws_signed_and_colour_kernels():
-    from course_utils.layers import CLASSIC_FILTERS
-    from course_utils.plots import show_kernels
+    from course_utils.scratch import CLASSIC_FILTERS
+    from course_utils.viz import show_kernels
 
     _, ax = plt.subplots()
     out = show_kernels([CLASSIC_FILTERS["sobel x"], CLASSIC_FILTERS["laplacian"]], labels=["x", "lap"], ax=ax)
@@ -114,7 +114,7 @@ def test_show_kernels_draws_signed_and_colour_kernels():
 @pytest.mark.notebook
 def test_headless_client_runs_an_explorer_without_widget_emulation(tmp_path):
     """The grader's and the offline tests' client: no Output-widget emulation, outputs still kept."""
-    from course_utils.nbtools import headless_client
+    from course_tools.nbtools import headless_client
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(EXPLORER_CELL)]

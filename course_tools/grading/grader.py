@@ -40,7 +40,7 @@ from course_tools.grading.spec import (
     notebook_aliases,
     setup_code,
 )
-from course_utils.nbtools import read_script
+from course_tools.nbtools import read_script
 from course_utils.selfcheck import forbidden_uses, import_aliases
 
 __all__ = [
@@ -546,7 +546,7 @@ def grade_batch(paths: Sequence[str | Path], *, config: GradeConfig, out: str | 
                 progress: bool = True) -> list[GradeReport]:
     """Grade many submissions in parallel; every one gets a report in ``out/<notebook>/``."""
     paths = [Path(p) for p in paths]
-    from course_utils.nbtools import notebook_scripts
+    from course_tools.nbtools import notebook_scripts
 
     ids = student_ids(paths, roster, notebooks=[s.stem for s in notebook_scripts(config.source)])
     sandbox = make_sandbox(config)

@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 
 from course_tools.grading.spec import BEGIN_HIDDEN, exercises, tags
-from course_utils.nbtools import notebook_scripts, notebook_text, read_script
+from course_tools.nbtools import notebook_scripts, notebook_text, read_script
 
 __all__ = [
     "DEFAULT_HINT",
@@ -143,7 +143,7 @@ def write_bundle(dest: str | Path, *, root: str | Path = ".", repo_url: str = ""
     pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
     (dest / "pyproject.toml").write_text(re.sub(r'include = \[[^\]]*\]', 'include = ["course_utils*"]', pyproject),
                                          encoding="utf-8")
-    from course_utils.colab import badge_url, install_snippet
+    from course_tools.colab import badge_url, install_snippet
 
     rows = []
     for nb in written:

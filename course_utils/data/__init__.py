@@ -2,11 +2,14 @@
 
 Map of the subpackage (imports flow downward):
 
-- ``faces``       real face data in official layouts: ORL/Olivetti, LFW
-                  (people and pairs), FairFace, UTKFace, and your own photos
-                  (``load_face_folder``: one folder per person); face preprocessing;
-                  downloads; fallbacks ``load_face_identities`` /
-                  ``load_face_attributes`` (real data if present, else SynthFaces)
+- ``faces``       the fallbacks ``load_face_identities`` / ``load_face_attributes``
+                  (real data if present, else SynthFaces), and the table of real data sets
+- ``orl``, ``lfw``, ``fairface``, ``utkface``, ``folder``
+                  one module per real face data set in its official layout: ORL/Olivetti,
+                  LFW (people and pairs), FairFace, UTKFace, your own photos (one
+                  folder per person); their downloads
+- ``face_files``  what they share: face preprocessing, decoding through the tensor
+                  cache, scanning folders, reading label CSVs
 - ``images``      embedded samples (scikit-image pictures, ``lfw_subset``,
                   scikit-learn digits and photos); CIFAR-10 and FashionMNIST;
                   fallback ``load_image_classification``
@@ -37,6 +40,7 @@ from course_utils.data.cache import (
     DownloadError,
     ImageDecodeError,
     TensorImageDataset,
+    atomic_path,
     atomic_save,
     atomic_write,
     clean_stale_temp_files,
@@ -49,31 +53,26 @@ from course_utils.data.cache import (
     tensor_cache_path,
 )
 from course_utils.data.describe import describe
+from course_utils.data.face_files import (
+    RemoteFile,
+    decode_faces,
+    face_transform,
+    preprocess_face,
+    read_face,
+)
 from course_utils.data.faces import (
+    load_face_attributes,
+    load_face_identities,
+)
+from course_utils.data.fairface import (
     FAIRFACE_AGES,
     FAIRFACE_GENDERS,
     FAIRFACE_RACES,
-    LFW_CROP,
-    UTKFACE_GENDERS,
-    UTKFACE_RACES,
-    RemoteFile,
-    decode_faces,
-    download_lfw,
-    download_orl_faces,
-    face_transform,
-    load_face_attributes,
-    load_face_folder,
-    load_face_identities,
     load_fairface,
     load_fairface_labels,
-    load_lfw_pairs,
-    load_lfw_people,
-    load_orl_faces,
-    load_utkface,
-    parse_lfw_pairs,
-    parse_utkface_name,
-    preprocess_face,
-    read_face,
+)
+from course_utils.data.folder import (
+    load_face_folder,
 )
 from course_utils.data.images import (
     CIFAR10_CLASSES,
@@ -86,8 +85,20 @@ from course_utils.data.images import (
     load_fashion_mnist,
     load_image_classification,
     load_lfw_subset,
+    photo_crops,
     sample_images,
     sklearn_sample_images,
+)
+from course_utils.data.lfw import (
+    LFW_CROP,
+    download_lfw,
+    load_lfw_pairs,
+    load_lfw_people,
+    parse_lfw_pairs,
+)
+from course_utils.data.orl import (
+    download_orl_faces,
+    load_orl_faces,
 )
 from course_utils.data.sampling import (
     PairDataset,
@@ -106,6 +117,12 @@ from course_utils.data.synthfaces import (
     SKIN_TONES,
     SynthFacesConfig,
     make_synthfaces,
+)
+from course_utils.data.utkface import (
+    UTKFACE_GENDERS,
+    UTKFACE_RACES,
+    load_utkface,
+    parse_utkface_name,
 )
 
 __all__ = [
@@ -149,6 +166,7 @@ __all__ = [
     # embedded and general images
     "sample_images",
     "sklearn_sample_images",
+    "photo_crops",
     "load_lfw_subset",
     "load_digits_dataset",
     "load_cifar10",
@@ -180,6 +198,7 @@ __all__ = [
     "tensor_cache_path",
     "fingerprint_files",
     "atomic_save",
+    "atomic_path",
     "atomic_write",
     "clean_stale_temp_files",
     "content_digest",

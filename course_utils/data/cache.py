@@ -53,6 +53,7 @@ __all__ = [
     "content_digest",
     "tensor_cache_path",
     "load_or_build",
+    "atomic_path",
     "atomic_write",
     "atomic_save",
     "clean_stale_temp_files",
@@ -330,33 +331,48 @@ def clean_stale_temp_files(folder: Path, *, older_than_s: float = _STALE_AFTER_S
 
 
 @contextlib.contextmanager
+def atomic_path(path: Path | str, *, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary name beside ``path`` to write in the block; renamed onto ``path`` only if the block succeeds.
+
+    On any error, or a ``KeyboardInterrupt``, the temporary file is removed,
+    so ``path`` is complete or absent, never half-written. Leftovers of killed
+    processes are removed by the next write into the same folder. Use it for
+    writers that need a path (a downloader); :func:`atomic_write` gives a file.
+
+    Args:
+        suffix: ``".tmp"``, ``".part"`` (downloads) or ``".extract"``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temp_files(path.parent)
+    tmp = _temp_beside(path, suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_write(path: Path | str, mode: str = "wb", *, encoding: str | None = None) -> Iterator[IO[Any]]:
     """Write ``path`` so that it is complete or absent, never half-written.
 
     Yields a file opened on a temporary name beside ``path`` (``"wb"`` or
-    ``"w"``); when the block ends without an error the data is flushed and
-    the file renamed onto ``path`` in one step; on any error, or a
-    ``KeyboardInterrupt``, the temporary file is removed. Leftovers of
-    killed processes are removed by the next write into the same folder.
+    ``"w"``, see :func:`atomic_path`); when the block ends without an error
+    the data is flushed and the file renamed onto ``path`` in one step; on
+    any error the temporary file is removed.
 
     Example:
         ``with atomic_write(path) as fh: torch.save(obj, fh)``
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"mode={mode!r}; use 'wb' or 'w'.")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temp_files(path.parent)
-    tmp = _temp_beside(path, ".tmp")
-    try:
+    with atomic_path(path) as tmp:
         with open(tmp, "x" + mode[1:], encoding=encoding if mode == "w" else None) as fh:  # "x": the umask applies
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def atomic_save(obj: Any, path: Path) -> Path:
@@ -523,23 +539,16 @@ def download_file(
             return dest
         except ChecksumError:
             pass  # a bad existing file is replaced below
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temp_files(dest.parent)
-    tmp = _temp_beside(dest, ".part")
-    try:
-        with open(tmp, "xb") as out:
-            try:
-                (fetch or _urlopen_fetch)(url, out)
-            except (OSError, ValueError, http.client.HTTPException) as err:
-                raise DownloadError(
-                    f"Could not download {url}: {err}. Check the connection and retry, "
-                    f"or download it by hand to {dest} (see data/README.md)."
-                ) from err
-        _verify(tmp, url, sha256=sha256, md5=md5)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(dest, "wb") as out:  # verified before it replaces dest; removed on any failure
+        try:
+            (fetch or _urlopen_fetch)(url, out)
+        except (OSError, ValueError, http.client.HTTPException) as err:
+            raise DownloadError(
+                f"Could not download {url}: {err}. Check the connection and retry, "
+                f"or download it by hand to {dest} (see data/README.md)."
+            ) from err
+        out.flush()
+        _verify(Path(out.name), url, sha256=sha256, md5=md5)
     return dest
 
 

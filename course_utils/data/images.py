@@ -8,6 +8,7 @@ Embedded (no download, ever):
 * :func:`sklearn_sample_images`: scikit-learn's ``china`` and ``flower``.
 * :func:`load_lfw_subset`: scikit-image's 100 LFW faces + 100 non-faces, 25 x 25.
 * :func:`load_digits_dataset`: scikit-learn's 1,797 handwritten digits, 8 x 8.
+* :func:`photo_crops`: random crops of photos, labelled by their photo (a retrieval pool).
 
 From the data directory (torchvision's layouts, optional checksummed download):
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import gzip
 import pickle
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -55,6 +56,7 @@ __all__ = [
     "download_cifar10",
     "download_fashion_mnist",
     "load_image_classification",
+    "photo_crops",
 ]
 
 #: scikit-image samples stored in the package itself (checked with scikit-image 0.26).
@@ -330,3 +332,44 @@ def load_image_classification(
     ds = load_digits_dataset(image_size=fallback_size, rgb=prefer == "cifar10", transform=transform)
     split = stratified_split(ds.targets, test_fraction=0.2, seed=0)
     return ds.subset(split.train if train else split.test)
+
+
+def photo_crops(photos: Mapping[str, np.ndarray], *, per_photo: int = 8, size: int = 96, min_scale: float = 0.3,
+                max_scale: float = 0.7, seed: int = 0) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+    """Random square crops of real photos: a retrieval pool whose label is the photo a crop came from.
+
+    Each crop has a side of ``min_scale``..``max_scale`` of the photo's shorter
+    side, a random position, a random horizontal flip, and is resized to
+    ``size``. Grey photos are repeated to RGB.
+
+    Args:
+        photos: ``name -> (H, W)`` or ``(H, W, 3)`` arrays, float in ``[0, 1]`` or ``uint8``.
+
+    Returns:
+        ``(images uint8 (N, 3, size, size), labels int64 (N,), names)`` with
+        ``N = per_photo * len(photos)`` and ``names[label]`` the photo's name.
+    """
+    if per_photo < 2:
+        raise ValueError(f"per_photo must be >= 2 (a crop needs another of its photo to find), got {per_photo}.")
+    if not 0 < min_scale <= max_scale <= 1:
+        raise ValueError(f"need 0 < min_scale <= max_scale <= 1, got {min_scale}, {max_scale}.")
+    rng = np.random.default_rng(seed)
+    crops, labels, names = [], [], []
+    for label, (name, photo) in enumerate(photos.items()):
+        arr = np.asarray(photo)
+        arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        t = torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(2, 0, 1)  # (3, H, W)
+        h, w = t.shape[1:]
+        for _ in range(per_photo):
+            side = round(rng.uniform(min_scale, max_scale) * min(h, w))
+            top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            c = t[:, top:top + side, left:left + side]
+            if rng.random() < 0.5:
+                c = torch.flip(c, dims=[2])
+            c = F.interpolate(c[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+            crops.append((c.clamp(0, 1) * 255).round().to(torch.uint8))
+            labels.append(label)
+        names.append(name)
+    return torch.stack(crops), np.asarray(labels, dtype=np.int64), names

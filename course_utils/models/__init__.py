@@ -2,17 +2,26 @@
 
 Map of the sub-package:
 
-- ``blocks``  one class per idea (VGG block, Inception module, residual
-  basic/bottleneck, ResNeXt, wide block, dense block + transition,
+- ``blocks``  one class per idea, by kind (``common``, ``classic``,
+  ``residual``, ``efficient``, ``modern``): VGG block, Inception module,
+  residual basic/bottleneck, ResNeXt, wide block, dense block + transition,
   squeeze-excite, depthwise-separable, inverted residual, channel shuffle,
-  MBConv + compound scaling, ConvNeXt block, fractal join, ViT pieces)
-- ``zoo``     :class:`CourseModel` (``forward_features`` / ``forward_head`` /
-  ``reset_classifier`` / ``num_features``), the model classes, and the
-  registry: :func:`list_models`, :func:`create_model`, :func:`model_info`
+  MBConv + compound scaling, ConvNeXt block, fractal join, ViT pieces
+- ``base``    :class:`CourseModel` (``forward_features`` / ``forward_head`` /
+  ``reset_classifier`` / ``num_features``, and its structure:
+  ``feature_blocks()`` and ``head_blocks()``), the pooling heads
+- ``classic`` (VGG, Inception), ``resnet`` (ResNet, ResNeXt, SE-ResNet, Wide
+  ResNet), ``dense`` (DenseNet, FractalNet), ``efficient`` (MobileNetV1/V2,
+  ShuffleNetV2, EfficientNet), ``modern`` (ConvNeXt, ViT): the model classes
+- ``registry`` :func:`register_model` (refuses a duplicate name),
+  :func:`create_model` (records ``arch_name``), :func:`list_models`,
+  :func:`model_info`; the families' papers are data (``families.json``)
+- ``zoo``     the registered builders, full-size then small, in historical order
 - ``efficientnet_lite``  :class:`EfficientNetLite` (``efficientnet_lite0``: no
   squeeze-excite, ReLU6, TensorFlow "same" padding) and the renaming of its
   published ImageNet file (loaded by ``course_utils.pretrained``)
-
+- ``dlib_resnet``  :class:`DlibFaceResNet`, the port of dlib's face ResNet
+- ``embedding``  the face backbone and embedding / Siamese networks
 - ``text_cnn``  :class:`KimTextCNN`, Kim's (2014) sentence CNN over a sequence
   of embeddings (not registered: the registry holds image models)
 
@@ -62,38 +71,31 @@ from course_utils.models.blocks import (
     round_channels,
     round_repeats,
 )
-from course_utils.models.zoo import (
+from course_utils.models.base import CourseModel, GlobalAvgPool, TokenPool
+from course_utils.models.classic import VGG, InceptionNet
+from course_utils.models.dense import DenseNet, FractalNet
+from course_utils.models.efficient import (
     EFFICIENTNET_B0_STAGES,
-    EFFICIENTNET_B0_TABLE,
-    FAMILIES,
-    MOBILENET_V1_TABLE,
     MOBILENET_V1_UNITS,
-    ConvNeXt,
-    CourseModel,
-    DenseNet,
     EfficientNet,
-    EfficientNetRow,
-    FamilyInfo,
-    FractalNet,
-    GlobalAvgPool,
-    InceptionNet,
     MBConvStage,
     MobileNetV1,
-    MobileNetV1Row,
     MobileNetV2,
-    ModelInfo,
-    ResNet,
     ShuffleNetV2,
-    TokenPool,
-    VGG,
-    VisionTransformer,
-    WideResNet,
+)
+from course_utils.models.modern import ConvNeXt, VisionTransformer
+from course_utils.models.registry import (
+    FAMILIES,
+    FamilyInfo,
+    ModelInfo,
     create_model,
     list_families,
     list_models,
     model_info,
     register_model,
 )
+from course_utils.models.resnet import ResNet, WideResNet
+from course_utils.models import zoo  # noqa: F401  (registers the builders, in historical order)
 from course_utils.models.efficientnet_lite import EfficientNetLite, efficientnet_lite0
 from course_utils.models.dlib_resnet import DlibFaceResNet
 
@@ -126,12 +128,8 @@ __all__ = [
     "DlibFaceResNet",
     "ConvNeXt",
     "VisionTransformer",
-    # reference tables
-    "MOBILENET_V1_TABLE",
-    "MobileNetV1Row",
+    # architecture settings
     "MOBILENET_V1_UNITS",
-    "EFFICIENTNET_B0_TABLE",
-    "EfficientNetRow",
     "EFFICIENTNET_B0_STAGES",
     "MBConvStage",
     # blocks

@@ -46,7 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_utils.models.zoo import CourseModel, GlobalAvgPool, register_model
+from course_utils.models.base import CourseModel, GlobalAvgPool
+from course_utils.models.registry import register_model
 
 __all__ = [
     "DLIB_PIXEL_MEAN",

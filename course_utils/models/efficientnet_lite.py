@@ -1,7 +1,7 @@
 """EfficientNet-Lite: EfficientNet made friendly to phones, integer arithmetic and every runtime.
 
 Google's Lite variants (TensorFlow TPU repository, 2020) keep EfficientNet's
-searched MBConv stages (:data:`~course_utils.models.zoo.EFFICIENTNET_B0_STAGES`
+searched MBConv stages (:data:`~course_utils.models.efficient.EFFICIENTNET_B0_STAGES`
 for Lite0) and remove what quantises or runs badly on mobile accelerators:
 
 - **no squeeze-and-excitation**: its global pooling and two tiny FC layers
@@ -52,13 +52,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_utils.models.blocks import ConvNormAct, LayerFactory, MBConv, round_channels
-from course_utils.models.zoo import (
-    EFFICIENTNET_B0_STAGES,
-    CourseModel,
-    MBConvStage,
-    _init_cnn_weights,
-    register_model,
-)
+from course_utils.models.base import CourseModel, init_cnn_weights
+from course_utils.models.efficient import EFFICIENTNET_B0_STAGES, MBConvStage
+from course_utils.models.registry import register_model
 
 __all__ = [
     "PADDINGS",
@@ -113,7 +109,7 @@ class Conv2dSame(nn.Conv2d):
 class EfficientNetLite(CourseModel):
     """EfficientNet-Lite: MBConv stages without squeeze-excitation, ReLU6, a fixed stem and head.
 
-    Layout (the same attribute names as :class:`~course_utils.models.zoo.EfficientNet`):
+    Layout (the same attribute names as :class:`~course_utils.models.efficient.EfficientNet`):
     ``stem`` (3x3/2 conv, BN, ReLU6, 32 channels at every width),
     ``stages`` (one ``nn.Sequential`` of :class:`~course_utils.models.blocks.MBConv`
     with ``se_ratio=0`` per stage), ``head_conv`` (1x1 conv to ``head_chs``,
@@ -130,6 +126,8 @@ class EfficientNetLite(CourseModel):
         drop_path_rate: stochastic depth, growing linearly over the blocks.
         norm_layer, act_layer: batch norm (``eps=1e-3`` as TensorFlow) and ReLU6.
     """
+
+    block_attrs = ("stem", "stages.*", "head_conv")
 
     def __init__(
         self,
@@ -172,7 +170,7 @@ class EfficientNetLite(CourseModel):
         self._init_head(head_chs, num_classes, drop_rate=drop_rate)
         if padding == "same":
             self._use_same_padding()
-        _init_cnn_weights(self)
+        init_cnn_weights(self)
 
     def _use_same_padding(self) -> None:
         for parent in list(self.modules()):

@@ -14,13 +14,13 @@ A :class:`SiameseNet` is *one* embedding network applied to both images of a
 pair: the weights are shared by construction (there is only one set), so
 ``f(a, b)`` and ``f(b, a)`` give the same two embeddings in swapped order.
 
-:func:`extract_embeddings` runs a network over a loader (or a data set) and
-returns the embeddings with their labels, on the CPU.
+:func:`course_utils.train.predict` runs a network over a loader (or a data
+set) and returns the embeddings with their labels, on the CPU.
 
 Example::
 
     net = EmbeddingNet(face_backbone(in_chans=1), embedding_dim=64)
-    emb, labels = extract_embeddings(net, test_set, device="cpu")   # (N, 64), (N,)
+    emb, labels = predict(net, test_set, device="cpu")   # (N, 64), (N,)
 """
 
 from __future__ import annotations
@@ -31,10 +31,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
 
+from course_utils.models.base import CourseModel
 from course_utils.models.blocks import BasicBlock, ConvNormAct
-from course_utils.models.zoo import CourseModel
 
 __all__ = [
     "EmbeddingNet",
@@ -42,7 +41,6 @@ __all__ = [
     "FaceBackbone",
     "face_backbone",
     "PerImageStandardize",
-    "extract_embeddings",
 ]
 
 
@@ -198,6 +196,17 @@ class EmbeddingNet(nn.Module):
             )
         return f
 
+    def feature_blocks(self) -> list[tuple[str, nn.Module]]:
+        """The backbone's blocks in forward order (``backbone.``-prefixed), or the backbone as one block."""
+        blocks = getattr(self.backbone, "feature_blocks", None)
+        if blocks is None:
+            return [("backbone", self.backbone)]
+        return [(f"backbone.{name}", m) for name, m in blocks()]
+
+    def head_blocks(self) -> list[tuple[str, nn.Module]]:
+        """The embedding head after the pooled features: ``dropout``, ``proj``, ``bn``."""
+        return [("dropout", self.dropout), ("proj", self.proj), ("bn", self.bn)]
+
     def forward(self, x: Tensor) -> Tensor:
         """Images ``(N, C, H, W)`` -> embeddings ``(N, D)`` (unit norm when ``normalize``)."""
         e = self.bn(self.proj(self.dropout(self.pooled_features(x))))
@@ -234,38 +243,3 @@ class SiameseNet(nn.Module):
         # one pass over the concatenated batch: the same weights, and BatchNorm sees both halves
         e = self.embedding_net(torch.cat([x1, x2], dim=0))
         return e[: x1.shape[0]], e[x1.shape[0]:]
-
-
-@torch.no_grad()
-def extract_embeddings(
-    model: nn.Module,
-    data: DataLoader | Dataset,
-    *,
-    device: str | torch.device | None = None,
-    batch_size: int = 256,
-    forward_fn: Any = None,
-) -> tuple[Tensor, Tensor]:
-    """Embed every image of a loader (or data set) in eval mode.
-
-    Args:
-        model: maps images ``(N, C, H, W)`` to ``(N, D)``.
-        data: a ``DataLoader`` yielding ``(images, labels, ...)``, or a data
-            set of ``(image, label)`` items (wrapped in a loader, in order).
-        device: where to compute (``None``: CUDA, then MPS, then CPU).
-        batch_size: used only when ``data`` is a data set.
-        forward_fn: ``forward_fn(model, images) -> (N, D)`` instead of
-            ``model(images)``, e.g. ``lambda m, x: m.pooled_features(x)``
-            for an :class:`EmbeddingNet`'s backbone features.
-
-    Returns:
-        ``(embeddings, labels)``: float32 ``(N, D)`` and int64 ``(N,)`` CPU tensors.
-    """
-    from course_utils.train import make_loader, predict
-
-    loader = data if isinstance(data, DataLoader) else make_loader(data, batch_size=batch_size, device=device)
-    emb, labels = predict(model, loader, device=device, amp=False, forward_fn=forward_fn)
-    if emb.ndim != 2:
-        raise ValueError(f"extract_embeddings: the model returned shape {tuple(emb.shape)}, expected (N, D).")
-    if labels is None:
-        raise ValueError("extract_embeddings: the loader yields no labels; it must give (images, labels) batches.")
-    return emb, labels.long()

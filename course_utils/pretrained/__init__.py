@@ -10,10 +10,13 @@ Map of the sub-package:
                 weights (downloaded on a connected machine)
 - ``recognizer`` dlib's published face recogniser (detect, align, 128-d descriptors,
                 a descriptor cache); ``heads``: attribute heads on its descriptors
+- ``chips``     the aligned 150 x 150 face chips its network reads, cached by content,
+                and a data set of them (for ``transfer.cached_features``)
 
 Every loader reads weights with ``torch.load(..., weights_only=True)``.
 """
 
+from course_utils.pretrained.chips import AlignedFaceDataset, aligned_chips, aligned_face_dataset
 from course_utils.pretrained.facenet import (
     FACENET_WEIGHTS,
     FaceNetWeights,
@@ -25,7 +28,12 @@ from course_utils.pretrained.facenet import (
     load_facenet,
     try_facenet,
 )
-from course_utils.pretrained.heads import fit_attribute_head, majority_baseline
+from course_utils.pretrained.heads import (
+    UTKFACE_TO_FAIRFACE_RACE,
+    fit_attribute_head,
+    majority_baseline,
+    shared_race_labels,
+)
 from course_utils.pretrained.imagenet import (
     OFFLINE_IMAGENET,
     ImageNetModel,
@@ -107,4 +115,9 @@ __all__ = [
     "face_distance",
     "fit_attribute_head",
     "majority_baseline",
+    "shared_race_labels",
+    "UTKFACE_TO_FAIRFACE_RACE",
+    "aligned_chips",
+    "AlignedFaceDataset",
+    "aligned_face_dataset",
 ]

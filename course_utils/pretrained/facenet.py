@@ -33,7 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_utils.pretrained.imagenet import socket_timeout  # one place sets a download timeout
+from course_utils.data.cache import atomic_path
+from course_utils.pretrained.imagenet import (
+    socket_timeout,  # one place sets a download timeout
+)
 
 __all__ = [
     "InceptionResnetV1",
@@ -305,14 +308,10 @@ def _find_or_download(weights: FaceNetWeights, download: bool, timeout: float) -
         raise FaceWeightsUnavailableError(
             f"{weights.filename} is not in {', '.join(str(p.parent) for p in facenet_cache_paths(weights))} and "
             f"download=False. Download it from {weights.url} into {target.parent}, or pass download=True.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".part")
     try:
-        with socket_timeout(timeout):
+        with socket_timeout(timeout), atomic_path(target, suffix=".part") as tmp:
             torch.hub.download_url_to_file(weights.url, str(tmp), progress=False)
-        os.replace(tmp, target)
     except Exception as err:  # noqa: BLE001 - any network or HTTP error means "unavailable"
-        tmp.unlink(missing_ok=True)
         raise FaceWeightsUnavailableError(
             f"Could not download {weights.url} ({type(err).__name__}: {err}). Copy the file to {target} by hand."
         ) from err

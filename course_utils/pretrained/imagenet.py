@@ -32,6 +32,8 @@ random-features baseline.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 import os
 import socket
 from collections.abc import Mapping, Sequence
@@ -41,11 +43,20 @@ from typing import Any
 
 import numpy as np
 import torch
+import torchvision
+from PIL import Image
 from torch import nn
+from torch.utils.data import TensorDataset
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms._presets import ImageClassification  # what weights.transforms() builds
 
+from course_utils.data.cache import atomic_save
 from course_utils.models import create_model
-from course_utils.models.zoo import list_models, model_info
+from course_utils.models.efficientnet_lite import lite_state_dict_to_course
+from course_utils.models.registry import list_models, model_info
+from course_utils.settings import cache_dir, pick, resolve_device
 from course_utils.train import CheckpointMismatchError
+from course_utils.transfer import feature_digest
 
 __all__ = [
     "PretrainedUnavailableError",
@@ -337,8 +348,6 @@ def _check_enabled() -> None:
 
 def imagenet_categories() -> tuple[str, ...]:
     """The 1,000 ImageNet-1k class names in the usual logit order (from torchvision; nothing is downloaded)."""
-    import torchvision
-
     return tuple(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
@@ -348,8 +357,6 @@ def imagenet_weights(name: str = "resnet18", weights: str = "DEFAULT") -> Any:
     Nothing is downloaded: the member only describes the file (``.url``),
     its preprocessing (``.transforms()``) and its ImageNet results (``.meta``).
     """
-    import torchvision
-
     try:
         enum = torchvision.models.get_model_weights(name)
     except (ValueError, KeyError) as err:
@@ -395,9 +402,6 @@ def _zoo_name(torchvision_name: str) -> str:
 
 
 def _offline_transforms(spec: OfflineWeights, *, crop_size: int, resize_size: int) -> Any:
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms._presets import ImageClassification  # what weights.transforms() builds
-
     return ImageClassification(crop_size=crop_size, resize_size=resize_size, mean=spec.mean, std=spec.std,
                                interpolation=InterpolationMode(spec.interpolation))
 
@@ -409,9 +413,6 @@ def offline_weights_path(name: str = "efficientnet_lite0") -> Path:
         PretrainedUnavailableError: the package is not installed (the message
             gives the install command), or ``COURSE_DISABLE_IMAGENET=1``.
     """
-    import importlib
-    import importlib.util
-
     spec = OFFLINE_IMAGENET[name]
     _check_enabled()
     if importlib.util.find_spec(spec.module) is None:
@@ -428,8 +429,6 @@ def offline_weights_path(name: str = "efficientnet_lite0") -> Path:
 
 
 def _load_offline(name: str, *, model_kwargs: Mapping[str, Any]) -> ImageNetModel:
-    from course_utils.models.efficientnet_lite import lite_state_dict_to_course
-
     spec = OFFLINE_IMAGENET[name]
     path = offline_weights_path(name)
     sd = _read_state_dict(path)
@@ -466,8 +465,6 @@ def load_imagenet_model(name: str = "resnet18", *, weights: str = "DEFAULT", cou
             cached and cannot be downloaded, or ``COURSE_DISABLE_IMAGENET=1``
             (the message says how to fix it).
     """
-    import torchvision
-
     _check_enabled()
     if name in OFFLINE_IMAGENET:
         if not course_model or weights != "DEFAULT":
@@ -522,8 +519,6 @@ def try_imagenet_model(name: str = "resnet18", **kwargs: Any) -> ImageNetModel |
 
 def _as_rgb(image: Any) -> Any:
     """A PIL image or array in RGB (grey and RGBA converted); tensors pass through with 3 channels."""
-    from PIL import Image
-
     if isinstance(image, torch.Tensor):
         return image.expand(3, -1, -1) if image.shape[0] == 1 else image[:3]
     if isinstance(image, np.ndarray):
@@ -635,12 +630,6 @@ def imagenet_features(images: Any, *, model: str | ImageNetModel = "efficientnet
     Raises:
         PretrainedUnavailableError: the weights are missing (see :func:`load_imagenet_model`).
     """
-    from torch.utils.data import TensorDataset
-
-    from course_utils.data.cache import atomic_save
-    from course_utils.settings import cache_dir, pick, resolve_device
-    from course_utils.transfer import feature_digest
-
     record = model if isinstance(model, ImageNetModel) else load_imagenet_model(model)
     size = image_size or pick(fast=128, full=224)
     x = _image_tensor(images, record.transforms_at(size, resize_size=resize_size))

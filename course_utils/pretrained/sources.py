@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from course_utils.augment import SimCLRAugment
 from course_utils.models import create_model
 from course_utils.settings import resolve_device, seed_everything
 from course_utils.train import (
@@ -34,6 +35,7 @@ from course_utils.train import (
     make_loader,
     save_checkpoint,
 )
+from course_utils.transfer import cached_features, pretrain_simclr, train_linear_probe
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -77,7 +79,7 @@ class SourceRecipe:
         epochs, batch_size, lr, weight_decay, label_smoothing: optimisation
             (AdamW with a cosine schedule).
         crop_scale, flip, jitter, grayscale_prob: augmentation
-            (:class:`~course_utils.transfer.SimCLRAugment`).
+            (:class:`~course_utils.augment.SimCLRAugment`).
         temperature, projection_dim: SimCLR only.
         seed: seeds the initialisation, batch order and augmentations.
     """
@@ -139,7 +141,12 @@ RECIPES: dict[str, SourceRecipe] = {
 
 def source_datasets(recipe: SourceRecipe) -> tuple[Any, Any, dict[str, Any]]:
     """``(train, val, description)`` of the recipe's data (RGB, ``recipe.image_size``)."""
-    from course_utils.data import SynthFacesConfig, load_digits_dataset, make_synthfaces, stratified_split
+    from course_utils.data import (
+        SynthFacesConfig,
+        load_digits_dataset,
+        make_synthfaces,
+        stratified_split,
+    )
 
     if recipe.data == "synthfaces":
         config = SynthFacesConfig(n_identities=recipe.n_identities, images_per_identity=recipe.images_per_identity,
@@ -181,8 +188,6 @@ class SourceResult:
 
 
 def _augment(recipe: SourceRecipe, generator: torch.Generator) -> nn.Module:
-    from course_utils.transfer import SimCLRAugment
-
     return SimCLRAugment(crop_scale=recipe.crop_scale, flip=recipe.flip, jitter=recipe.jitter,
                          grayscale_prob=recipe.grayscale_prob, generator=generator)
 
@@ -201,8 +206,6 @@ def train_source_model(recipe: SourceRecipe, *, device: str | torch.device | Non
     Returns:
         A :class:`SourceResult` whose ``model`` has no classifier.
     """
-    from course_utils.transfer import cached_features, pretrain_simclr, train_linear_probe
-
     dev = resolve_device(device)
     seed_everything(recipe.seed)
     train, val, data_desc = source_datasets(recipe)
@@ -211,11 +214,6 @@ def train_source_model(recipe: SourceRecipe, *, device: str | torch.device | Non
     t0 = time.perf_counter()
     if recipe.method == "supervised":
         model = build_source_model(recipe, num_classes=data_desc["n_classes"])
-        augment = _augment(recipe, gen)
-
-        def forward(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
-            return m(augment(x) if m.training else x)
-
         loader = make_loader(train, batch_size=recipe.batch_size, shuffle=True, device=dev, generator=gen,
                              drop_last=len(train) > recipe.batch_size)
         val_loader = make_loader(val, batch_size=256, device=dev)
@@ -223,7 +221,8 @@ def train_source_model(recipe: SourceRecipe, *, device: str | torch.device | Non
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, recipe.epochs))
         loss = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
         history = fit(model, loader, loss_fn=loss, optimizer=opt, epochs=recipe.epochs, val_loader=val_loader,
-                      metrics={"acc": accuracy}, scheduler=sched, forward_fn=forward, device=dev, progress=progress)
+                      metrics={"acc": accuracy}, scheduler=sched, train_transform=_augment(recipe, gen), device=dev,
+                      progress=progress)
         own_acc = float(history.last("val_acc"))
         model.reset_classifier(0)
     else:

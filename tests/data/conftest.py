@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from course_utils.data.faces import FAIRFACE_AGES, FAIRFACE_GENDERS, FAIRFACE_RACES
+from course_utils.data.fairface import FAIRFACE_AGES, FAIRFACE_GENDERS, FAIRFACE_RACES
 
 _REAL_DATA_DIR = os.environ.get("COURSE_DATA_DIR", "").strip()
 

@@ -15,7 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-import course_utils.data.faces as faces
+import course_utils.data.face_files as face_files
+import course_utils.data.lfw as lfw
+import course_utils.data.orl as orl
 from course_utils.data import (
     DataFormatError,
     DatasetNotFoundError,
@@ -86,7 +88,7 @@ def test_orl_second_load_comes_from_the_cache(orl_root: Path, monkeypatch: pytes
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again although cached")
 
-    monkeypatch.setattr(faces, "read_face", no_decoding)
+    monkeypatch.setattr(face_files, "read_face", no_decoding)
     second = load_orl_faces(orl_root, image_size=24)
     assert torch.equal(first.images, second.images)
     with pytest.raises(AssertionError, match="decoded again"):
@@ -146,7 +148,7 @@ def test_orl_sklearn_source_reads_the_mat_never_the_pickle(tmp_path: Path, monke
     faces_in[0, 0, 0], faces_in[0, 0, 1] = 0, 255
     src = tmp_path / "src" / "olivettifaces.mat"
     sha = _olivetti_mat(src, faces_in)
-    monkeypatch.setattr(faces, "OLIVETTI_MAT", RemoteFile(src.as_uri(), "olivettifaces.mat", sha256=sha))
+    monkeypatch.setattr(orl, "OLIVETTI_MAT", RemoteFile(src.as_uri(), "olivettifaces.mat", sha256=sha))
     home = tmp_path / "scikit_learn_data"
     home.mkdir()
     marker = tmp_path / "pwned"
@@ -208,7 +210,7 @@ def test_lfw_people_min_faces_and_max_people(lfw_root: Path, fx: SimpleNamespace
     assert np.bincount(ds.targets).tolist() == [3, 5, 2]
     assert ds.images.shape == (10, 1, 20, 20)
     oracle = expected_square(np.asarray(Image.open(lfw_root / "lfw/Alan_Turing/Alan_Turing_0002.jpg").convert("L")),
-                             20, faces.LFW_CROP)
+                             20, lfw.LFW_CROP)
     assert np.abs(ds.images[4, 0].numpy().astype(int) - oracle.astype(int)).max() <= 1
     top = load_lfw_people(lfw_root, min_faces_per_person=1, max_people=2, image_size=20, rgb=True)
     assert top.classes == ["Ada_Lovelace", "Alan_Turing"] and top.images.shape[1] == 3

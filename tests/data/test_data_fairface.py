@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-import course_utils.data.faces as faces
+import course_utils.data.face_files as face_files
 from course_utils.data import (
     FAIRFACE_RACES,
     DataFormatError,
@@ -185,7 +185,7 @@ def test_load_fairface_all_and_max_per_group(fairface_root: Path) -> None:
 
 def test_load_fairface_second_run_does_not_decode(fairface_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = load_fairface("train", fairface_root, image_size=20)
-    monkeypatch.setattr(faces, "read_face", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
+    monkeypatch.setattr(face_files, "read_face", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
     second = load_fairface("train", fairface_root, image_size=20)
     assert torch.equal(first.images, second.images)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import course_utils.data.faces as faces
+import course_utils.data.face_files as face_files
 from course_utils.data import (
     FAIRFACE_RACES,
     identity_split,
@@ -33,7 +33,7 @@ def test_real_orl_faces(fx: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) ->
     within = (x[:, 0] - x[:, 1]).abs().mean().item()
     between = (x[:-1, 0] - x[1:, 0]).abs().mean().item()
     assert between > within
-    monkeypatch.setattr(faces, "read_face", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
+    monkeypatch.setattr(face_files, "read_face", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
     assert torch.equal(load_orl_faces(root, image_size=64).images, ds.images)  # from the cache
     split = identity_split(ds.targets, test_fraction=0.25)
     assert len(set(ds.targets[split.test])) == 10 and not set(ds.targets[split.test]) & set(ds.targets[split.train])

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import course_utils.data.cache as cache_mod
-import course_utils.data.faces as faces
+import course_utils.data.face_files as face_files
 import course_utils.settings as settings
 from course_utils.data import (
     DataFormatError,
@@ -108,12 +108,12 @@ def test_swapped_files_with_equal_size_and_mtime_are_not_served_stale(orl_root: 
 
 def test_preprocessing_version_is_part_of_the_key(orl_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = faces.decode_faces
-    monkeypatch.setattr(faces, "decode_faces", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = face_files.decode_faces
+    monkeypatch.setattr(face_files, "decode_faces", lambda *a, **k: calls.append(1) or real(*a, **k))
     load_orl_faces(orl_root, image_size=16)
     load_orl_faces(orl_root, image_size=16)
     assert len(calls) == 1
-    monkeypatch.setattr(faces, "PREPROCESS_VERSION", faces.PREPROCESS_VERSION + 1)
+    monkeypatch.setattr(face_files, "PREPROCESS_VERSION", face_files.PREPROCESS_VERSION + 1)
     load_orl_faces(orl_root, image_size=16)
     assert len(calls) == 2
 

@@ -17,9 +17,7 @@ from torchvision.models import get_model_weights
 
 from course_utils.cost import count_macs, count_parameters
 from course_utils.models import (
-    EFFICIENTNET_B0_TABLE,
     FAMILIES,
-    MOBILENET_V1_TABLE,
     CourseModel,
     EfficientNet,
     MBConv,
@@ -30,7 +28,9 @@ from course_utils.models import (
     model_info,
     register_model,
 )
-from course_utils.models.zoo import _REGISTRY
+from course_utils.models.registry import _REGISTRY
+
+from .paper_tables import EFFICIENTNET_B0_TABLE, MOBILENET_V1_TABLE
 
 FULL = list_models(size="full")
 SMALL = list_models(size="small")
@@ -361,6 +361,20 @@ def test_small_model_trains_on_64px_grey_images(name):
     assert torch.isfinite(loss)
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_models_list_their_blocks_and_head(name):
+    """``feature_blocks()`` and ``head_blocks()`` cover every parameter (the ViT's tokens aside), in order."""
+    model = _meta(create_model, name=name)
+    blocks, head = model.feature_blocks(), model.head_blocks()
+    assert [n for n, _ in head] == ["pre_logits", "head_drop", "classifier"]
+    names = [n for n, _ in blocks]
+    assert len(names) >= 3 and len(set(names)) == len(names)
+    assert all(model.get_submodule(n) is m for n, m in blocks + head)
+    listed = {id(p) for _, m in blocks + head for p in m.parameters()}
+    missing = [n for n, p in model.named_parameters() if id(p) not in listed]
+    assert missing == (["cls_token", "pos_embed"] if model_info(name).family == "vit" else [])
 
 
 def test_small_models_share_a_comparable_budget():
