@@ -18,7 +18,7 @@ STAMP := $(VENV)/.installed
 # runner) no longer slows PyTorch down many times over. See settings.py.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: venv lab test test-unit test-notebook notebooks benchmark release grade clean-venv clean-cache
+.PHONY: venv lab test test-unit test-notebook notebooks benchmark release grade book slides clean-venv clean-cache
 
 venv: $(STAMP)
 
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -n "$(PYTHON)" || { echo "No python3 found: install Python 3.11 first."; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(PIP_C) -e ".[test,lab,faces,imagenet]"
+	$(BIN)/python -m pip install --quiet $(PIP_C) -e ".[test,lab,faces,imagenet,book]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (course)" >/dev/null
 	$(BIN)/python -c "import course_utils; course_utils.env_report()"
 	touch $(STAMP)
@@ -47,7 +47,17 @@ test-notebook: venv
 
 # Regenerate the .ipynb files from their paired percent scripts.
 notebooks: venv
-	$(BIN)/python -m course_utils.nbtools
+	$(BIN)/python -m course_tools.nbtools
+
+# The course site with executed outputs, from build/executed/<mode>/ (saved by the
+# notebook tests; notebooks without a copy run once first): build/site/index.html.
+# Fast mode by default; `COURSE_FAST=0 make book` for full-size results.
+book: venv
+	COURSE_FAST=$${COURSE_FAST:-1} $(BIN)/python -m course_tools.book site
+
+# One reveal.js deck per notebook (local reveal.js 4 + MathJax from npm): build/slides/index.html
+slides: venv
+	COURSE_FAST=$${COURSE_FAST:-1} $(BIN)/python -m course_tools.book slides
 
 benchmark: venv
 	$(BIN)/python benchmarks/bench_fit.py

@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+# The notebook tests also save the executed notebooks (build/executed/<mode>/) for
+# `make book` and `make slides`: one execution checks and records them.
+pytest_plugins = ["course_tools.book.executed"]
+
 # Fast-mode ceilings on 2 CPU cores (seconds), from the course's issues.
 NOTEBOOK_CEILINGS = {"00": 60, "01": 150, "02": 180, "03": 180, "04": 180, "05": 150, "06": 240}
 
