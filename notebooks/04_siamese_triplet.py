@@ -61,7 +61,7 @@ import torch
 import course_utils
 from course_utils import env_report, pick, resolve_device, seed_everything
 
-info = env_report()
+info = env_report(notebook="04")
 device = resolve_device()
 
 # %% [markdown]
@@ -96,7 +96,7 @@ device = resolve_device()
 
 # %% tags=["setup"]
 from course_utils.data import PairDataset, PKBatchSampler, identity_split, load_face_identities
-from course_utils.plots import show_images
+from course_utils.viz import show_images
 
 IMG = pick(fast=32, full=64)
 faces = load_face_identities("orl", image_size=IMG)
@@ -133,7 +133,7 @@ show_images(test_set.images[first_two], [f"id {t}" for t in test_set.targets[fir
 # from both images update the same parameters.
 
 # %%
-from course_utils.models.embedding import EmbeddingNet, PerImageStandardize, SiameseNet, extract_embeddings, face_backbone
+from course_utils.models.embedding import EmbeddingNet, PerImageStandardize, SiameseNet, face_backbone
 
 EMB_DIM = 64
 
@@ -166,7 +166,7 @@ assert torch.allclose(fa, ea, atol=1e-6) and torch.allclose(fb, eb, atol=1e-6), 
 # raw vectors that are *not* normalised, where the identity fails:
 
 # %%
-from course_utils.distances import cosine_similarity, squared_l2
+from course_utils.metric_learning.distances import cosine_similarity, squared_l2
 
 sq, cos = squared_l2(ea, eb), cosine_similarity(ea, eb)
 print(pd.DataFrame({"||x-y||^2": sq.numpy(), "2 - 2cos": (2 - 2 * cos).numpy()}).round(6).to_string())
@@ -195,7 +195,7 @@ assert gap_unit < 1e-5 and gap_raw > 1
 # simplest embedding of all is the image itself: its standardised pixels.
 
 # %%
-from course_utils.facerec import evaluate_embeddings, verification_pairs, verification_scores
+from course_utils.evaluation import evaluate_embeddings, verification_pairs, verification_scores
 
 FAR, OPEN_FAR = 1e-2, 0.1
 COLUMNS = {"auc": "AUC", "eer": "EER", "tar_at_far": "TAR@FAR=1e-2", "rank1": "rank-1", "rank5": "rank-5",
@@ -253,10 +253,19 @@ assert results[PIXELS]["rank1"] > chance["rank-1"] and results[PIXELS]["auc"] > 
 # embedding is kept and compared with cosines, exactly as for the others.
 
 # %%
-from course_utils.facerec import SoftmaxCenterLoss, TrackedLoss, augment_faces
-from course_utils.losses import ArcFaceLoss, ContrastiveLoss, CosFaceLoss, SiamesePairClassifier, TripletLoss
-from course_utils.miners import BatchHardMiner, SemiHardMiner
-from course_utils.train import fit, make_loader
+from course_utils.augment import augment_faces
+from course_utils.metric_learning import (
+    ArcFaceLoss,
+    BatchHardMiner,
+    ContrastiveLoss,
+    CosFaceLoss,
+    SemiHardMiner,
+    SiamesePairClassifier,
+    SoftmaxCenterLoss,
+    TrackedLoss,
+    TripletLoss,
+)
+from course_utils.train import fit, make_loader, predict
 
 EPOCHS = pick(fast=30, full=80)
 P = 6  # people per batch
@@ -267,9 +276,9 @@ LR = 3e-3
 aug_gen = torch.Generator().manual_seed(0)
 
 
-def train_forward(model, images):
-    """Augment during training only; the model itself standardises each image."""
-    return model(augment_faces(images, generator=aug_gen) if model.training else images)
+def augment(images):
+    """fit's train_transform: applied to training batches only; the model itself standardises each image."""
+    return augment_faces(images, generator=aug_gen)
 
 
 def pk_loader():
@@ -280,7 +289,7 @@ def pk_loader():
 runs = {}
 
 
-def train_embedding(name, criterion, *, model=None, loader=None, forward_fn=train_forward, all_triplets=True,
+def train_embedding(name, criterion, *, model=None, loader=None, train_transform=augment, all_triplets=True,
                     score_fn=None, max_steps=None, loss_lr=LR):
     """Train make_net() (or ``model``) with ``criterion``; keep the network, its diagnostics and its time."""
     net = make_net() if model is None else model
@@ -292,8 +301,8 @@ def train_embedding(name, criterion, *, model=None, loader=None, forward_fn=trai
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, EPOCHS)
     t0 = time.perf_counter()
     history = fit(net, loader or pk_loader(), loss_fn=tracked, optimizer=optimizer, epochs=EPOCHS,
-                  scheduler=scheduler, device=device, callbacks=[tracked], forward_fn=forward_fn, progress=False,
-                  max_steps_per_epoch=max_steps)
+                  scheduler=scheduler, device=device, callbacks=[tracked], train_transform=train_transform,
+                  progress=False, max_steps_per_epoch=max_steps)
     seconds = time.perf_counter() - t0
     runs[name] = {"net": net, "tracked": tracked, "history": history, "seconds": seconds, "score_fn": score_fn}
     print(f"{name:32s} {seconds:5.1f} s, final training loss {history.last('train_loss'):.4f}")
@@ -311,6 +320,16 @@ center_net = train_embedding("softmax + center loss", SoftmaxCenterLoss(n_train_
                                                                         center_weight=0.01),
                              model=make_net(normalize=False))
 center_net.normalize = True
+
+
+# %%
+# The code the lecture is about: ArcFace's logits. Embeddings and class weights are unit vectors, so the
+# logit of class j is s cos(theta_j); the true class's logit becomes s cos(theta + m) (the margin m is added
+# to the angle, with the usual fallback when theta + m would pass pi).
+import inspect
+
+print(inspect.getsource(ArcFaceLoss.logits))
+print(inspect.getsource(ArcFaceLoss._target_logit))
 
 # %% [markdown]
 # The Siamese pair classifier is trained the way the lecture's Keras example
@@ -343,11 +362,10 @@ class PairLoss(torch.nn.Module):
         return self.head.loss(outputs[0], outputs[1], same)
 
 
-def siamese_forward(model, images):
+def augment_pairs(images):
+    """Augment both images of each pair (training batches only); SiameseNet takes the pair as it is."""
     x1, x2 = images
-    if model.training:
-        x1, x2 = augment_faces(x1, generator=aug_gen), augment_faces(x2, generator=aug_gen)
-    return model(x1, x2)
+    return augment_faces(x1, generator=aug_gen), augment_faces(x2, generator=aug_gen)
 
 
 def pair_head_scores(a, b):
@@ -357,7 +375,7 @@ def pair_head_scores(a, b):
 siamese_net = SiameseNet(make_net())
 # a large pool of pairs, reshuffled every epoch and cut to the same number of steps as a P x K epoch
 train_embedding("Siamese pair classifier", PairLoss(pair_head), model=siamese_net, loader=pair_loader,
-                forward_fn=siamese_forward, all_triplets=False, score_fn=pair_head_scores,
+                train_transform=augment_pairs, all_triplets=False, score_fn=pair_head_scores,
                 max_steps=steps_per_epoch, loss_lr=10 * LR)
 runs["Siamese pair classifier"]["net"] = siamese_net.embedding_net
 print(f"pair head: mode={pair_head.mode!r}, {sum(p.numel() for p in pair_head.parameters())} parameters, "
@@ -411,8 +429,7 @@ print(f"comparisons per step: {P * K // 2} pairs here, against {P * K * (P * K -
 from PIL import Image
 
 from course_utils.data import sample_images
-from course_utils.facecompare import euclidean_scores, rank1_hits
-from course_utils.facerec import gallery_probe_split
+from course_utils.evaluation import euclidean_scores, gallery_probe_split, rank1_hits
 from course_utils.pretrained.recognizer import face_recognizer, faces_available
 from course_utils.settings import data_dir
 
@@ -501,14 +518,14 @@ else:
 # output for the Siamese pair classifier).
 
 # %%
-from course_utils.plots import plot_roc_curves
+from course_utils.viz import plot_roc_curves
 
 UNTRAINED = "same network, untrained"
-untrained_emb, _ = extract_embeddings(make_net().eval(), test_set, device=device)
+untrained_emb, _ = predict(make_net().eval(), test_set, device=device)
 results[UNTRAINED] = evaluate_embeddings(untrained_emb, test_set.targets, far=FAR, open_set_far=OPEN_FAR)
 curves[UNTRAINED] = verification_scores(untrained_emb, test_set.targets)
 for name, run in runs.items():
-    emb, lab = extract_embeddings(run["net"], test_set, device=device)
+    emb, lab = predict(run["net"], test_set, device=device)
     run["test_embeddings"] = emb
     results[name] = evaluate_embeddings(emb, lab, far=FAR, open_set_far=OPEN_FAR, score_fn=run["score_fn"])
     results[name]["train seconds"] = run["seconds"]
@@ -575,7 +592,7 @@ print(f"losses whose AUC beats the raw pixels' ({pixels_auc:.3f}): {int((trained
 # noise** otherwise.
 
 # %%
-from course_utils.facecompare import identity_intervals, interval_table, verdict_table
+from course_utils.evaluation import identity_intervals, interval_table, verdict_table
 from course_utils.stats import compare, required_n
 
 N_BOOT = pick(fast=500, full=2000)
@@ -723,7 +740,7 @@ align_table
 # fraction of *all* valid triplets of the batch that were.
 
 # %%
-from course_utils.plots import plot_history
+from course_utils.viz import plot_history
 
 triplet_runs = ["triplet, all triplets", "triplet, batch-hard", "triplet, semi-hard"]
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), layout="constrained")
@@ -782,12 +799,22 @@ for mined in ("triplet, batch-hard", "triplet, semi-hard"):
 # keep them all for testing, and measure the shift below instead.)
 
 # %%
-from course_utils.facerec import identify
+# The code the lecture is about: the open-set detection-and-identification rate (DIR). A known probe counts
+# only if its own gallery photo ranks first AND scores above the threshold; a stranger whose best score
+# reaches the threshold is a false alarm.
+import inspect
+
+from course_utils.evaluation.identification import open_set_rates
+
+print(inspect.getsource(open_set_rates))
+
+# %%
+from course_utils.evaluation import identify
 
 TARGET_FAR = 0.05
 id_net, id_score_fn = runs[best]["net"], runs[best]["score_fn"]
 test_emb = runs[best]["test_embeddings"]
-train_emb, train_lab = extract_embeddings(id_net, train_set, device=device)
+train_emb, train_lab = predict(id_net, train_set, device=device)
 train_scores, train_same = verification_scores(train_emb, train_lab, score_fn=id_score_fn)
 threshold = float(np.quantile(train_scores[~train_same], 1 - TARGET_FAR))
 
@@ -839,7 +866,7 @@ show_images(test_set.images[gp.probes[shown]], [verdict(i) for i in shown], ncol
 #    grows quickly with the gallery.
 
 # %%
-from course_utils.facecompare import gallery_false_alarm_rate, pairwise_far_for_alarm_rate
+from course_utils.evaluation import gallery_false_alarm_rate, pairwise_far_for_alarm_rate
 from course_utils.stats import identity_bootstrap
 
 G = len(gp.gallery)
@@ -871,7 +898,7 @@ assert 0 <= alarm_iv.low <= alarm_iv.estimate <= alarm_iv.high <= 1
 # drawn once, at the equal-error-rate threshold.
 
 # %%
-from course_utils.widgets import threshold_explorer
+from course_utils.viz import threshold_explorer
 
 scores_best, same_best = curves[best]
 test_images = test_set.float_images()
@@ -896,12 +923,12 @@ assert "false accepts" in explorer.info and explorer.figure is not None
 # same test pairs:
 
 # %%
-from course_utils.distances import ChiSquareVerifier, DeepFaceNormalizer
-from course_utils.metrics import roc_auc
+from course_utils.metric_learning.distances import ChiSquareVerifier, DeepFaceNormalizer
+from course_utils.evaluation import roc_auc
 
 pooled = lambda m, x: m.pooled_features(x)  # noqa: E731
-f_train, y_train = extract_embeddings(id_net, train_set, device=device, forward_fn=pooled)
-f_test, y_test = extract_embeddings(id_net, test_set, device=device, forward_fn=pooled)
+f_train, y_train = predict(id_net, train_set, device=device, forward_fn=pooled)
+f_test, y_test = predict(id_net, test_set, device=device, forward_fn=pooled)
 normalizer = DeepFaceNormalizer().fit(f_train)
 g_train, g_test = normalizer.transform(f_train), normalizer.transform(f_test)
 tp = verification_pairs(y_train, max_impostors=pick(fast=5000, full=20000), seed=0)
@@ -945,7 +972,7 @@ assert all(0.5 < v <= 1 for v in deepface_auc), deepface_auc
 # for **unit** vectors `x_i`, `y_i` (shape `(N, D)` each) using only their
 # cosine similarity.
 
-# %% tags=["solution"] exercise="two_minus_two_cos" forbid=["course_utils.distances", "torch.cdist", "torch.nn.functional.pairwise_distance"]
+# %% tags=["solution"] exercise="two_minus_two_cos" forbid=["course_utils.metric_learning.distances", "torch.cdist", "torch.nn.functional.pairwise_distance"]
 def squared_distance_from_cosine(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     ### BEGIN SOLUTION
     # Hint: expand ||x - y||^2 for unit vectors; the cosine of two unit vectors is their dot product, row by row.
@@ -957,7 +984,7 @@ def squared_distance_from_cosine(x: torch.Tensor, y: torch.Tensor) -> torch.Tens
 from course_utils.selfcheck import assert_no_forbidden_calls
 
 assert_no_forbidden_calls(squared_distance_from_cosine,
-                          ["course_utils.distances", "torch.cdist", "torch.nn.functional.pairwise_distance"])
+                          ["course_utils.metric_learning.distances", "torch.cdist", "torch.nn.functional.pairwise_distance"])
 g = torch.Generator().manual_seed(4)
 u = torch.nn.functional.normalize(torch.randn(50, 16, generator=g), dim=1)
 v = torch.nn.functional.normalize(torch.randn(50, 16, generator=g), dim=1)
@@ -973,7 +1000,7 @@ print("squared_distance_from_cosine matches ||x - y||^2 on unit vectors")
 # over the given triplets (index tensors into `emb`, shape `(T,)` each) of
 # `max(0, ||a - p||² - ||a - n||² + margin)`.
 
-# %% tags=["solution"] exercise="triplet_loss" forbid=["course_utils.losses", "torch.nn.TripletMarginLoss", "torch.nn.functional.triplet_margin_loss"]
+# %% tags=["solution"] exercise="triplet_loss" forbid=["course_utils.metric_learning.losses", "torch.nn.TripletMarginLoss", "torch.nn.functional.triplet_margin_loss"]
 def triplet_loss(emb: torch.Tensor, anchors: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor,
                  margin: float) -> torch.Tensor:
     ### BEGIN SOLUTION
@@ -985,9 +1012,9 @@ def triplet_loss(emb: torch.Tensor, anchors: torch.Tensor, positives: torch.Tens
 
 
 # %% tags=["check"] exercise="triplet_loss" points=2
-from course_utils.miners import AllTripletsMiner
+from course_utils.metric_learning.miners import AllTripletsMiner
 
-assert_no_forbidden_calls(triplet_loss, ["course_utils.losses", "torch.nn.TripletMarginLoss",
+assert_no_forbidden_calls(triplet_loss, ["course_utils.metric_learning.losses", "torch.nn.TripletMarginLoss",
                                          "torch.nn.functional.triplet_margin_loss"])
 g = torch.Generator().manual_seed(5)
 emb_ex = torch.nn.functional.normalize(torch.randn(24, 8, generator=g), dim=1)
@@ -1008,7 +1035,7 @@ print(f"triplet_loss matches TripletLoss on {len(a_ex)} triplets at three margin
 # L2. No Python loop over anchors: build the `(N, N)` distance matrix and
 # masks.
 
-# %% tags=["solution"] exercise="batch_hard" forbid=["course_utils.miners"]
+# %% tags=["solution"] exercise="batch_hard" forbid=["course_utils.metric_learning.miners"]
 def batch_hard(emb: torch.Tensor, labels: torch.Tensor):
     ### BEGIN SOLUTION
     # Hint: broadcasting labels against themselves gives the same-person mask; fill the pairs an anchor may not use with -inf or inf, then argmax/argmin per row.
@@ -1024,7 +1051,7 @@ def batch_hard(emb: torch.Tensor, labels: torch.Tensor):
 
 
 # %% tags=["check"] exercise="batch_hard" points=3
-assert_no_forbidden_calls(batch_hard, ["course_utils.miners"])
+assert_no_forbidden_calls(batch_hard, ["course_utils.metric_learning.miners"])
 g = torch.Generator().manual_seed(6)
 emb_bh = torch.randn(32, 8, generator=g)
 lab_bh = torch.tensor([0] * 8 + [1] * 8 + [2] * 8 + [3] * 7 + [9])  # identity 9 has no positive
@@ -1044,7 +1071,7 @@ print("batch_hard picks the same triplets as BatchHardMiner")
 # rejected. Return the error rate where the two cross (the mean of FAR and
 # FRR at the threshold where `|FAR - FRR|` is smallest is precise enough).
 
-# %% tags=["solution"] exercise="eer" forbid=["course_utils.metrics", "sklearn.metrics"]
+# %% tags=["solution"] exercise="eer" forbid=["course_utils.evaluation", "sklearn.metrics"]
 def eer(scores: np.ndarray, same: np.ndarray) -> float:
     ### BEGIN SOLUTION
     # Hint: the distinct scores are the only thresholds worth trying; at each, FAR comes from the impostor scores and FRR from the genuine ones.
@@ -1060,16 +1087,16 @@ def eer(scores: np.ndarray, same: np.ndarray) -> float:
 
 
 # %% tags=["check"] exercise="eer" points=2
-from course_utils.metrics import equal_error_rate
+from course_utils.evaluation import equal_error_rate
 
-assert_no_forbidden_calls(eer, ["course_utils.metrics", "sklearn.metrics"])
+assert_no_forbidden_calls(eer, ["course_utils.evaluation", "sklearn.metrics"])
 rng = np.random.default_rng(7)
 same_ex = np.r_[np.ones(300, bool), np.zeros(3000, bool)]
 scores_ex = np.where(same_ex, rng.normal(1.5, 1, same_ex.size), rng.normal(0, 1, same_ex.size))
 assert abs(eer(scores_ex, same_ex) - equal_error_rate(scores_ex, same_ex).eer) < 0.01
 assert abs(eer(*curves[best]) - equal_error_rate(*curves[best]).eer) < 0.01
 print(f"EER of the best model: yours {eer(*curves[best]):.4f}, "
-      f"course_utils.metrics {equal_error_rate(*curves[best]).eer:.4f}")
+      f"course_utils.evaluation {equal_error_rate(*curves[best]).eer:.4f}")
 
 # %% [markdown]
 # ### Exercise 5 (2 points): rank-1 identification
@@ -1078,7 +1105,7 @@ print(f"EER of the best model: yours {eer(*curves[best]):.4f}, "
 # the fraction of probes whose most cosine-similar gallery embedding has the
 # right label.
 
-# %% tags=["solution"] exercise="rank1" forbid=["course_utils.metrics", "course_utils.facerec"]
+# %% tags=["solution"] exercise="rank1" forbid=["course_utils.evaluation"]
 def rank1_accuracy(probe_emb: torch.Tensor, probe_labels, gallery_emb: torch.Tensor, gallery_labels) -> float:
     ### BEGIN SOLUTION
     # Hint: normalise both, take the (P, G) matrix of dot products, argmax over the gallery.
@@ -1090,9 +1117,9 @@ def rank1_accuracy(probe_emb: torch.Tensor, probe_labels, gallery_emb: torch.Ten
 
 
 # %% tags=["check"] exercise="rank1" points=2
-from course_utils.metrics import rank_k_accuracy
+from course_utils.evaluation import rank_k_accuracy
 
-assert_no_forbidden_calls(rank1_accuracy, ["course_utils.metrics", "course_utils.facerec"])
+assert_no_forbidden_calls(rank1_accuracy, ["course_utils.evaluation"])
 closed = gallery_probe_split(test_set.targets, seed=3)
 yours = rank1_accuracy(test_emb[closed.probes], test_set.targets[closed.probes], test_emb[closed.gallery],
                        test_set.targets[closed.gallery])
@@ -1108,7 +1135,7 @@ print(f"one-shot rank-1 of {best} on {len(closed.probes)} probes: {yours:.3f}")
 # `d²` for same-person pairs and `max(0, margin - d)²` for the others, where
 # `d = ||x1_i - x2_i||`.
 
-# %% tags=["solution"] exercise="contrastive" forbid=["course_utils.losses"]
+# %% tags=["solution"] exercise="contrastive" forbid=["course_utils.metric_learning.losses"]
 def contrastive_loss(x1: torch.Tensor, x2: torch.Tensor, same: torch.Tensor, margin: float) -> torch.Tensor:
     ### BEGIN SOLUTION
     # Hint: one distance per row; torch.where picks, pair by pair, between the genuine and the impostor term (same may be 0/1, not bool).
@@ -1118,7 +1145,7 @@ def contrastive_loss(x1: torch.Tensor, x2: torch.Tensor, same: torch.Tensor, mar
 
 
 # %% tags=["check"] exercise="contrastive" points=2
-assert_no_forbidden_calls(contrastive_loss, ["course_utils.losses"])
+assert_no_forbidden_calls(contrastive_loss, ["course_utils.metric_learning.losses"])
 g = torch.Generator().manual_seed(8)
 c1, c2 = torch.randn(40, 6, generator=g), torch.randn(40, 6, generator=g) * 0.3
 same_c = torch.rand(40, generator=g) < 0.5
@@ -1138,7 +1165,7 @@ print("contrastive_loss matches ContrastiveLoss")
 # genuine pairs (same label) accepted, and the share of impostor pairs
 # accepted. A pair at exactly `threshold` is rejected.
 
-# %% tags=["solution"] exercise="dlib_rule" forbid=["course_utils.metrics", "course_utils.pretrained"]
+# %% tags=["solution"] exercise="dlib_rule" forbid=["course_utils.evaluation", "course_utils.pretrained"]
 def rates_at_distance(descriptors: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float]:
     ### BEGIN SOLUTION
     # Hint: np.triu_indices lists every pair i < j once; accept a pair when its Euclidean distance is strictly below the threshold.
@@ -1152,7 +1179,7 @@ def rates_at_distance(descriptors: np.ndarray, labels: np.ndarray, threshold: fl
 
 
 # %% tags=["check"] exercise="dlib_rule" points=2
-assert_no_forbidden_calls(rates_at_distance, ["course_utils.metrics", "course_utils.pretrained"])
+assert_no_forbidden_calls(rates_at_distance, ["course_utils.evaluation", "course_utils.pretrained"])
 # four images on a line: pairs (0,1) d=0.5 and (2,3) d=1.25 are genuine; impostors at 0.75, 2.0, 0.25, 1.5
 line = np.zeros((4, 128))
 line[:, 0] = [0.0, 0.5, 0.75, 2.0]
@@ -1194,7 +1221,7 @@ else:
 # instructor's runs and passes your text on to the instructor.
 
 # %% tags=["solution"] exercise="mining_active" timeout=60 experiment={"value": "active_all", "interpretation": "mining_interpretation", "tolerance": 0.05}
-from course_utils.miners import AllTripletsMiner, BatchHardMiner
+from course_utils.metric_learning.miners import AllTripletsMiner, BatchHardMiner
 
 ### BEGIN SOLUTION
 # Hint: train as train_embedding does, minus the scheduler, augmentation and tracking; each miner returns (anchors, positives, negatives) indices into the batch's embeddings.
