@@ -23,7 +23,6 @@ from a local copy (npm, pinned), not a CDN.
 
 from __future__ import annotations
 
-import copy
 import os
 import posixpath
 import re
@@ -36,6 +35,7 @@ from pathlib import Path
 import nbformat
 
 from course_tools.book.executed import default_fast, executed_dir
+from course_tools.grading.release import student_notebook
 
 from course_tools.nbtools import notebook_scripts
 
@@ -159,27 +159,12 @@ def student_view(nb, *, links=None) -> nbformat.NotebookNode:
     and lose their outputs; every other cell keeps its outputs (interactive
     widgets become a note). ``links`` rewrites the Markdown cells.
     """
-    from course_tools.grading.release import _HIDDEN_RE, stub_solution
-    from course_tools.grading.spec import BEGIN_HIDDEN
-
-    out = copy.deepcopy(nb)
-    cells = []
+    out = student_notebook(nb, keep_outputs=True)
     for cell in out.cells:
-        cell_tags = _tags(cell)
-        if "hidden" in cell_tags:
-            continue
         if cell.cell_type == "code":
-            if "solution" in cell_tags:
-                cell.source = stub_solution(cell.source)
-                cell.outputs = []
-                cell.execution_count = None
-            elif BEGIN_HIDDEN in cell.source:
-                cell.source = _HIDDEN_RE.sub("", cell.source).rstrip("\n")
             cell.outputs = [_clean_output(o) for o in cell.get("outputs", [])]
         elif cell.cell_type == "markdown" and links is not None:
             cell.source = links(cell.source)
-        cells.append(cell)
-    out.cells = cells
     out.metadata = {k: out.metadata[k] for k in ("kernelspec", "language_info") if k in out.metadata}
     out.metadata["course_executed"] = nb.metadata.get("course_executed") or {}
     return out

@@ -59,8 +59,12 @@ def stub_solution(source: str) -> str:
     return out.rstrip("\n")
 
 
-def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The student copy of an instructor notebook (a new object)."""
+def student_notebook(nb: nbformat.NotebookNode, *, keep_outputs: bool = False) -> nbformat.NotebookNode:
+    """The student copy of an instructor notebook (a new object).
+
+    ``keep_outputs=True`` (the course site) keeps the outputs of an executed
+    notebook's cells except the solution cells', whose results students compute.
+    """
     out = copy.deepcopy(nb)
     cells = []
     for cell in out.cells:
@@ -72,8 +76,9 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
                 cell.source = stub_solution(cell.source)
             elif BEGIN_HIDDEN in cell.source:
                 cell.source = _HIDDEN_RE.sub("", cell.source).rstrip("\n")
-            cell.outputs = []
-            cell.execution_count = None
+            if not keep_outputs or "solution" in cell_tags:
+                cell.outputs = []
+                cell.execution_count = None
         cells.append(cell)
     out.cells = cells
     return out
