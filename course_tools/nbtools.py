@@ -9,6 +9,7 @@ twice gives byte-identical files and diffs stay small.
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,23 @@ from typing import Any
 import jupytext
 import nbformat
 
-__all__ = ["notebook_scripts", "read_script", "build_notebook", "notebook_text", "headless_client", "main"]
+__all__ = ["NOTEBOOK_NAME", "notebook_scripts", "read_script", "build_notebook", "notebook_text", "headless_client", "main"]
 
 KEEP_CELL_METADATA = ("tags", "exercise", "points", "forbid", "experiment", "timeout")
 
 
-def notebook_scripts(directory: str | Path = "notebooks") -> list[Path]:
-    """The course notebooks' percent scripts in ``directory`` (``NN_name.py``), in order."""
-    return sorted(Path(directory).glob("[0-9][0-9]_*.py"))
+#: A course notebook's file name: ``NN_name`` or, for a lecture split in parts,
+#: ``NNa_name``, ``NNb_name`` ... (each part is a notebook of its own; the
+#: fast-mode ceiling of notebook ``NN`` applies to each part).
+NOTEBOOK_NAME = re.compile(r"^(?P<number>\d\d)(?P<part>[a-z]?)_\w+$")
+
+
+def notebook_scripts(directory: str | Path = "notebooks", *, suffix: str = ".py") -> list[Path]:
+    """The course notebooks in ``directory`` (``NN_name.py``, ``NNa_name.py`` ...), in order.
+
+    ``suffix=".ipynb"`` lists the paired notebooks (or executed copies) instead.
+    """
+    return sorted(p for p in Path(directory).glob(f"[0-9][0-9]*{suffix}") if NOTEBOOK_NAME.match(p.stem))
 
 
 def read_script(path: str | Path) -> nbformat.NotebookNode:

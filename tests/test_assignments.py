@@ -9,10 +9,10 @@ import pytest
 
 from course_tools.grading import release as A
 from course_tools.grading.cli import main as cli_main
-from course_tools.nbtools import read_script
+from course_tools.nbtools import notebook_scripts, read_script
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+SCRIPTS = notebook_scripts(ROOT / "notebooks")
 
 
 def test_stub_keeps_indentation_and_hint():

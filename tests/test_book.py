@@ -11,6 +11,7 @@ import pytest
 
 from course_tools.book.executed import replaced_datasets
 from course_tools.book.site import _link_mapper, data_markdown, landing_page, page_notebook, stamp_markdown
+from course_tools.nbtools import notebook_scripts
 
 ROOT = Path(__file__).resolve().parents[1]
 STAMP = {"executed_at": "2026-01-01T00:00:00+00:00", "device": "cpu", "cpu_threads": 2, "fast_mode": True,
@@ -78,7 +79,7 @@ def test_fallback_announcements_are_found():
 
 def test_landing_page_is_the_readme_course_table():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    names = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+    names = [p.stem for p in notebook_scripts(ROOT / "notebooks")]
     page = landing_page(readme, names, slides=True)
     for name in names:
         assert f"[`{name}`](notebooks/{name}.ipynb)" in page

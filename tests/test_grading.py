@@ -28,11 +28,11 @@ from course_tools.grading import release as R
 from course_tools.grading import runner as RUN
 from course_tools.grading import sandbox as S
 from course_tools.grading import spec as SP
-from course_tools.nbtools import notebook_text, read_script
+from course_tools.nbtools import notebook_scripts, notebook_text, read_script
 from course_utils.selfcheck import assert_no_forbidden_calls, forbidden_uses
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+SCRIPTS = notebook_scripts(ROOT / "notebooks")
 
 
 # --------------------------------------------------------------------------

@@ -19,9 +19,10 @@ import re
 from pathlib import Path
 
 import pytest
+from course_tools.nbtools import notebook_scripts
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-SCRIPTS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+SCRIPTS = notebook_scripts(NOTEBOOKS)
 
 #: Words that name a measured baseline; one of them on the assert or next to it makes the comparison relative.
 BASELINE = re.compile(r"majority|chance|pixel|random|baseline|prior|floor|null|untrained|most_common|constant",

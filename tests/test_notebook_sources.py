@@ -6,11 +6,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_tools.nbtools import notebook_text, read_script
+from course_tools.nbtools import notebook_scripts, notebook_text, read_script
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-SCRIPTS = sorted(NB_DIR.glob("[0-9][0-9]_*.py"))
-NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
+SCRIPTS = notebook_scripts(NB_DIR)
+NOTEBOOKS = notebook_scripts(NB_DIR, suffix=".ipynb")
 
 
 def test_there_are_notebooks_and_each_has_a_pair():
@@ -98,3 +98,12 @@ def test_colab_snippet_is_inert_outside_colab():
 
     assert "google.colab" not in sys.modules
     exec(compile(install_snippet(), "<snippet>", "exec"), {})  # must not try to install anything here
+
+
+def test_notebook_names_and_parts(tmp_path):
+    """``NN_name`` is a notebook; a lecture split in parts is ``NNa_name``, ``NNb_name`` (the notebook's ceiling per part)."""
+    for name in ("00_intro.py", "01a_blocks.py", "01b_text.py", "02_zoo.py", "02_zoo.ipynb",
+                 "1_short.py", "01ab_two_letters.py", "01-dash.py", "helpers.py", "01_.py"):
+        (tmp_path / name).write_text("")
+    assert [p.name for p in notebook_scripts(tmp_path)] == ["00_intro.py", "01a_blocks.py", "01b_text.py", "02_zoo.py"]
+    assert [p.name for p in notebook_scripts(tmp_path, suffix=".ipynb")] == ["02_zoo.ipynb"]

@@ -16,9 +16,10 @@ import pytest
 
 from course_tools.book.site import DATASETS, _repo_url
 from course_tools.book.slides import build_slides, remote_urls, slide_notebook
+from course_tools.nbtools import notebook_scripts
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+NOTEBOOKS = [p.stem for p in notebook_scripts(ROOT / "notebooks")]
 
 pytestmark = pytest.mark.book
 

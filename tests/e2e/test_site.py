@@ -33,6 +33,7 @@ import nbformat
 import pytest
 
 from course_tools.book.executed import executed_dir
+from course_tools.nbtools import notebook_scripts
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -81,7 +82,7 @@ def built_site(tmp_path_factory) -> dict:
 
     _browser_tools()  # skip early when there is no browser or npm (the site's MathJax comes from npm too)
     exe = executed_dir(ROOT, fast=True)
-    real = exe.is_dir() and any(exe.glob("[0-9][0-9]_*.ipynb"))
+    real = exe.is_dir() and bool(notebook_scripts(exe, suffix=".ipynb"))
     if real:
         out = ROOT / "build" / "site"
         index = build_site(ROOT, out, fast=True, execute=False)
@@ -94,7 +95,7 @@ def built_site(tmp_path_factory) -> dict:
             index = build_site(ROOT, out, fast=True, execute=False)
         finally:
             os.environ.pop("COURSE_EXECUTED_DIR", None)
-    names = sorted(p.stem for p in exe.glob("[0-9][0-9]_*.ipynb"))
+    names = [p.stem for p in notebook_scripts(exe, suffix=".ipynb")]
     return {"out": index.parent, "names": names, "real": real}
 
 
