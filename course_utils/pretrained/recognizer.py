@@ -45,6 +45,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from course_utils.data.cache import ImageDecodeError, atomic_save, file_digest
 from course_utils.pretrained.dlib_format import (
@@ -530,7 +531,6 @@ class FaceRecognizer:
         store = self._store(align)
         describe = self._describe_torch if self.config.engine == "torch" else self._describe_dlib
         show = progress_enabled() if progress is None else progress
-        from tqdm.auto import tqdm
 
         chunk = max(4 * step, 256)  # bounded memory: decode, align and describe this many at a time
         with tqdm(total=n, desc=f"face descriptors ({self.config.engine})", disable=not show or n == 0,

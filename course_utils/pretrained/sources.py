@@ -21,10 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
+import torchvision
 from torch import nn
 
 from course_utils.augment import SimCLRAugment
+from course_utils.data import (
+    SynthFacesConfig,
+    load_digits_dataset,
+    make_synthfaces,
+    stratified_split,
+)
 from course_utils.models import create_model
 from course_utils.settings import resolve_device, seed_everything
 from course_utils.train import (
@@ -141,13 +149,6 @@ RECIPES: dict[str, SourceRecipe] = {
 
 def source_datasets(recipe: SourceRecipe) -> tuple[Any, Any, dict[str, Any]]:
     """``(train, val, description)`` of the recipe's data (RGB, ``recipe.image_size``)."""
-    from course_utils.data import (
-        SynthFacesConfig,
-        load_digits_dataset,
-        make_synthfaces,
-        stratified_split,
-    )
-
     if recipe.data == "synthfaces":
         config = SynthFacesConfig(n_identities=recipe.n_identities, images_per_identity=recipe.images_per_identity,
                                   image_size=max(32, recipe.image_size), seed=recipe.data_seed)
@@ -238,8 +239,6 @@ def train_source_model(recipe: SourceRecipe, *, device: str | torch.device | Non
     va = cached_features(model, val, cache=False)
     _, probe_hist = train_linear_probe(tr, va, num_classes=data_desc["n_classes"], epochs=60, seed=recipe.seed)
     probe_acc = float(probe_hist.last("val_acc"))
-    import torchvision
-
     meta = {
         "name": recipe.name,
         "recipe": recipe.to_dict(),
@@ -297,8 +296,6 @@ def source_info(name: str, directory: str | Path = CHECKPOINT_DIR) -> dict[str, 
 
 def sources_table(directory: str | Path = CHECKPOINT_DIR) -> Any:
     """A DataFrame summarising the shipped checkpoints (data, method, accuracy, time, size)."""
-    import pandas as pd
-
     rows = []
     for name in list_sources(directory):
         info = source_info(name, directory)
