@@ -739,7 +739,7 @@ for source, test in rule_tests.items():
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold, cross_val_predict
 
-from course_utils.data import load_utkface
+from course_utils.data import load_utkface, utkface_subsample
 from course_utils.evaluation import age_scores, group_mae_table
 from course_utils.pretrained.recognizer import face_recognizer, faces_available
 from course_utils.settings import DATASET_MARKERS, data_dir
@@ -753,7 +753,7 @@ if not UTK:
 else:
     utk_start = time.perf_counter()
     utk_all = load_utkface(image_size=IMAGE_SIZE)  # sorted by file name
-    utk_rows = np.random.default_rng(0).permutation(len(utk_all))[:pick(fast=1000, full=len(utk_all))]
+    utk_rows = utkface_subsample(len(utk_all), pick(fast=1000, full=None))
     utk = utk_all.subset(utk_rows)  # the subsample notebook 06 describes too (shared descriptor cache)
     utk_attr = utk.attributes.reset_index(drop=True)
     faces_ok, faces_reason = faces_available()

@@ -81,6 +81,7 @@ from course_utils.data import (
     load_fairface_labels,
     load_utkface,
     make_synthfaces,
+    utkface_subsample,
 )
 from course_utils.augment import augment_faces
 from course_utils.metric_learning.losses import CosFaceLoss
@@ -866,7 +867,7 @@ else:
     t_utk, cpu_utk = time.perf_counter(), time.process_time()
     torch.set_num_threads(default_threads)
     utk_all = load_utkface().attributes  # every file, sorted as the loader returns them
-    utk = utk_all.iloc[np.random.default_rng(0).permutation(len(utk_all))[:pick(fast=1000, full=len(utk_all))]]
+    utk = utk_all.iloc[utkface_subsample(len(utk_all), pick(fast=1000, full=None))]
     utk = utk.reset_index(drop=True)  # the subsample notebook 03 describes
     desc_utk, found_utk = recognizer.embed([str(UTK_DIR / f) for f in utk["file"]], return_found=True)
     ff_train = load_fairface_labels("train")  # all training images of the local FairFace sample

@@ -123,6 +123,7 @@ from course_utils.data.utkface import (
     UTKFACE_RACES,
     load_utkface,
     parse_utkface_name,
+    utkface_subsample,
 )
 
 __all__ = [
@@ -144,6 +145,7 @@ __all__ = [
     "load_fairface",
     "load_fairface_labels",
     "load_utkface",
+    "utkface_subsample",
     "parse_utkface_name",
     "download_orl_faces",
     "download_lfw",

@@ -35,6 +35,7 @@ __all__ = [
     "UTKFACE_GENDERS",
     "parse_utkface_name",
     "load_utkface",
+    "utkface_subsample",
 ]
 
 
@@ -127,3 +128,15 @@ def load_utkface(
                             group_columns=("race", "gender", "age_bin"), name="utkface", transform=transform)
     ds = ds if ok.all() else ds.subset(np.flatnonzero(ok))
     return ds.with_target(target)
+
+
+def utkface_subsample(n_images: int, n: int | None, *, seed: int = 0) -> np.ndarray:
+    """Row indices ``(min(n, n_images),)`` of the UTKFace subsample the notebooks describe.
+
+    One rule for every notebook (03 and 06 describe the same faces, so the
+    descriptor cache serves both): a seeded permutation of the rows of
+    :func:`load_utkface` (sorted by file name), first ``n`` kept; ``None``
+    keeps all, permuted.
+    """
+    order = np.random.default_rng(seed).permutation(n_images)
+    return order if n is None else order[:n]

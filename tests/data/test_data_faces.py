@@ -33,6 +33,7 @@ from course_utils.data import (
     load_utkface,
     parse_lfw_pairs,
     parse_utkface_name,
+    utkface_subsample,
     preprocess_face,
 )
 
@@ -316,6 +317,16 @@ def test_parse_utkface_name() -> None:
     assert parse_utkface_name("71_1_4_20170120134639935.jpg") == (71, 1, 4)
     for bad in ("39_1_20170116174525125.jpg.chip.jpg", "25_2_1_2017.jpg", "25_0_5_2017.jpg", "117_0_0_1.jpg", "x.jpg"):
         assert parse_utkface_name(bad) is None
+
+
+def test_utkface_subsample_is_one_seeded_permutation() -> None:
+    """03 and 06 describe the same faces: the rows are the first n of rng(seed).permutation."""
+    rows = utkface_subsample(30, 10)
+    assert rows.tolist() == np.random.default_rng(0).permutation(30)[:10].tolist()
+    assert len(set(rows.tolist())) == 10 and rows.max() < 30
+    assert sorted(utkface_subsample(30, None).tolist()) == list(range(30))
+    assert utkface_subsample(30, 10, seed=1).tolist() != rows.tolist()
+    assert len(utkface_subsample(5, 10)) == 5
 
 
 def test_utkface_skips_malformed_names_with_one_counted_warning(utk_root: Path, fx: SimpleNamespace) -> None:
