@@ -2,7 +2,7 @@
 
 Each plotting helper takes ``ax=None`` (a new figure is made when no Axes is
 given) and returns the ``Axes`` it drew on, so notebooks can compose
-figures. Nothing here calls ``plt.show()`` or changes ``rcParams``.
+figures. Nothing here shows a figure (pyplot's ``show``) or changes ``rcParams``.
 
 - ``core``          :func:`new_axes`
 - ``images``        images, grids, kernels
