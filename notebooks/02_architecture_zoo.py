@@ -29,7 +29,9 @@
 # ends with notes on Swin, RegNet, ResNeSt and NFNet, a small neural
 # architecture search that trains its candidates (random search, evolution and
 # successive halving compared at equal budgets), and seven graded exercises
-# (the last one an experiment).
+# (the last one an experiment). The lecture is sections 1-10 and the
+# exercises; transformers, ConvNeXt, the benchmarks and the search form an
+# appendix after them (a second lecture).
 
 # %%
 # On Google Colab (detected, not asked): install the course package first.
@@ -760,6 +762,309 @@ if lite is not None:
     del lite
 
 # %% [markdown]
+# ## Exercises
+#
+# Each exercise has a cell for your code and a self-check cell with
+# `assert`s that calls your code and compares it with the package or with
+# PyTorch itself. No error means it passed. Nothing above depends on your
+# answers.
+#
+# ### Exercise 1 (1 point): parameters of a grouped convolution
+#
+# Write `grouped_conv_params(k, c_in, c_out, groups=1, bias=False)`: the
+# number of parameters of a `k x k` convolution from `c_in` to `c_out`
+# channels split into `groups` groups (ResNeXt's cardinality; `groups = c_in`
+# is a depthwise convolution).
+
+# %% tags=["solution"] exercise="grouped_conv_params" forbid=["course_utils.cost"]
+def grouped_conv_params(k: int, c_in: int, c_out: int, groups: int = 1, bias: bool = False) -> int:
+    ### BEGIN SOLUTION
+    # Hint: each of the c_out filters sees only c_in / groups input channels, through a k x k window.
+    return k * k * (c_in // groups) * c_out + (c_out if bias else 0)
+    ### END SOLUTION
+
+
+# %% tags=["check"] exercise="grouped_conv_params" points=1
+from course_utils.selfcheck import assert_no_forbidden_calls
+
+assert_no_forbidden_calls(grouped_conv_params, ["course_utils.cost"])
+for k_, cin, cout, g, b in [(3, 64, 64, 1, False), (3, 128, 128, 32, False), (3, 96, 96, 96, True),
+                            (1, 256, 512, 4, True), (5, 40, 80, 8, False)]:
+    conv = nn.Conv2d(cin, cout, k_, groups=g, bias=b)
+    assert grouped_conv_params(k_, cin, cout, g, b) == count_parameters(conv), (k_, cin, cout, g, b)
+    assert grouped_conv_params(k_, cin, cout, g, b) == conv_params(k_, cin, cout, groups=g, bias=b)
+rx = ResNeXtBottleneck(256, 64, cardinality=32, base_width=4)
+assert grouped_conv_params(3, rx.width, rx.width, 32) == count_parameters(rx.conv2.conv)
+print("grouped 3x3 of the ResNeXt block:", grouped_conv_params(3, rx.width, rx.width, 32),
+      "parameters instead of", grouped_conv_params(3, rx.width, rx.width, 1))
+
+
+# %% [markdown]
+# ### Exercise 2 (2 points): a squeeze-and-excitation block
+#
+# Write `MySE(channels, reduction=16)`: global average pool, a 1x1
+# convolution named `fc1` down to `channels // reduction` channels (with bias),
+# ReLU, a 1x1 convolution named `fc2` back to `channels` (with bias), a
+# sigmoid, and multiply the input by the result.
+
+# %% tags=["solution"] exercise="se_block" forbid=["course_utils.models", "torchvision", "timm"]
+class MySE(nn.Module):
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        ### BEGIN SOLUTION
+        # Hint: a 1x1 convolution on the pooled (N, C, 1, 1) tensor acts like a linear layer; name the two fc1 and fc2.
+        self.fc1 = nn.Conv2d(channels, channels // reduction, 1)
+        self.fc2 = nn.Conv2d(channels // reduction, channels, 1)
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        # Hint: average over the two spatial dimensions (keep them, with size 1), squeeze and excite, then scale x.
+        s = x.mean(dim=(2, 3), keepdim=True)
+        s = torch.sigmoid(self.fc2(torch.relu(self.fc1(s))))
+        return x * s
+        ### END SOLUTION
+
+
+# %% tags=["check"] exercise="se_block" points=2
+for method in (MySE.__init__, MySE.forward):
+    assert_no_forbidden_calls(method, ["course_utils.models", "torchvision", "timm"])
+torch.manual_seed(0)
+mine = MySE(64, reduction=16)
+ref = SqueezeExcite(64, rd_channels=4)
+assert count_parameters(mine) == count_parameters(ref) == 2 * 64 * 4 + 4 + 64
+ref.load_state_dict(mine.state_dict())
+x = torch.randn(3, 64, 8, 8)
+assert mine(x).shape == x.shape
+assert torch.allclose(mine(x), ref(x), atol=1e-6), "same weights, same output as the package's SqueezeExcite"
+xp = x.abs()
+assert (mine(xp) <= xp + 1e-6).all(), "a sigmoid gate only scales channels down"
+print("MySE matches SqueezeExcite; parameters:", count_parameters(mine))
+
+
+# %% [markdown]
+# ### Exercise 3 (2 points): make a block residual
+#
+# Write `Residual(body, shortcut=None)`, a module that turns any plain block
+# `body` into a residual one: `relu(shortcut(x) + body(x))`, where the
+# shortcut is the identity when `None` is given (or a projection such as a
+# strided 1x1 convolution when the shapes change). It must add no parameters
+# of its own.
+
+# %% tags=["solution"] exercise="residual_from_plain" forbid=["course_utils.models", "torchvision", "timm"]
+class Residual(nn.Module):
+    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None) -> None:
+        super().__init__()
+        ### BEGIN SOLUTION
+        # Hint: modules stored as attributes register their parameters; torch.nn has a module that returns its input.
+        self.body = body
+        self.shortcut = nn.Identity() if shortcut is None else shortcut
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        # Hint: add before the final ReLU.
+        return torch.relu(self.shortcut(x) + self.body(x))
+        ### END SOLUTION
+
+
+# %% tags=["check"] exercise="residual_from_plain" points=2
+for method in (Residual.__init__, Residual.forward):
+    assert_no_forbidden_calls(method, ["course_utils.models", "torchvision", "timm"])
+torch.manual_seed(0)
+x = torch.randn(2, 16, 8, 8)
+same = BasicBlock(16, 16).eval()
+mine = Residual(nn.Sequential(same.conv1, same.conv2)).eval()
+assert torch.allclose(mine(x), same(x), atol=1e-6), "identity shortcut: must equal the package's BasicBlock"
+down = BasicBlock(16, 32, stride=2).eval()
+mine_down = Residual(nn.Sequential(down.conv1, down.conv2), down.shortcut).eval()
+assert torch.allclose(mine_down(x), down(x), atol=1e-6), "projection shortcut: must equal BasicBlock(16, 32, stride=2)"
+assert count_parameters(mine_down) == count_parameters(down), "no parameters of its own"
+body = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1))
+assert not torch.allclose(Residual(body)(x), body(x)), "the shortcut must change the output"
+print("Residual(body) reproduces ResNet's basic block, with and without projection")
+
+
+# %% [markdown]
+# ### Exercise 4 (2 points): EfficientNet's compound scaling
+#
+# Write `scaling_factors(phi, alpha=1.2, beta=1.1, gamma=1.15, base_resolution=224)`
+# returning `(depth_mult, width_mult, resolution, flops_mult)` with the
+# resolution rounded to an int, and `solve_gamma(alpha, beta, target=2.0)`:
+# the `gamma` for which `alpha * beta^2 * gamma^2` equals `target`.
+
+# %% tags=["solution"] exercise="compound_scaling" forbid=["course_utils.models"]
+def scaling_factors(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15,
+                    base_resolution: int = 224) -> tuple[float, float, int, float]:
+    ### BEGIN SOLUTION
+    # Hint: each multiplier is its constant to the power phi; FLOPs grow with depth, width squared and resolution squared.
+    depth, width = alpha**phi, beta**phi
+    resolution = int(round(base_resolution * gamma**phi))
+    return depth, width, resolution, (alpha * beta**2 * gamma**2) ** phi
+    ### END SOLUTION
+
+
+def solve_gamma(alpha: float, beta: float, target: float = 2.0) -> float:
+    ### BEGIN SOLUTION
+    # Hint: isolate gamma**2 in the equation first; math has the last step.
+    return math.sqrt(target / (alpha * beta**2))
+    ### END SOLUTION
+
+
+# %% tags=["check"] exercise="compound_scaling" points=2
+for fn in (scaling_factors, solve_gamma):
+    assert_no_forbidden_calls(fn, ["course_utils.models"])
+for phi in (0, 1, 2, 3.5):
+    d_, w_, r_, f_ = scaling_factors(phi)
+    ref = compound_scaling(phi)
+    assert math.isclose(d_, ref.depth_mult) and math.isclose(w_, ref.width_mult)
+    assert r_ == ref.resolution and isinstance(r_, int) and math.isclose(f_, ref.flops_mult)
+g = solve_gamma(1.2, 1.1)
+assert math.isclose(1.2 * 1.1**2 * g**2, 2.0)
+assert math.isclose(scaling_factors(1, gamma=g)[3], 2.0), "with the solved gamma one step of phi doubles the cost"
+print(f"gamma for an exact doubling: {g:.4f}; phi = 2 -> depth, width, resolution, FLOPs multipliers",
+      [round(v, 3) for v in scaling_factors(2)])
+
+
+# %% [markdown]
+# ### Exercise 5 (2 points): receptive field of a stack
+#
+# Write `receptive_field(layers)` for a list of `(kernel_size, stride)`
+# pairs (convolutions and pools in order): the side of the input window that
+# one output pixel sees. Each layer adds `(k - 1) * j` pixels, where `j` is
+# the product of the strides before it. The check measures the true answer
+# with autograd.
+
+# %% tags=["solution"] exercise="receptive_field" forbid=["course_utils.cost", "course_utils.models"]
+def receptive_field(layers: list[tuple[int, int]]) -> int:
+    ### BEGIN SOLUTION
+    # Hint: carry two numbers through the loop: the field (one pixel before any layer) and the jump j; update the field first.
+    r, jump = 1, 1
+    for k_, s_ in layers:
+        r += (k_ - 1) * jump
+        jump *= s_
+    return r
+    ### END SOLUTION
+
+
+# %% tags=["check"] exercise="receptive_field" points=2
+assert_no_forbidden_calls(receptive_field, ["course_utils.cost", "course_utils.models"])
+
+
+def measured_receptive_field(layers: list[tuple[int, int]], size: int = 96) -> int:
+    """Side of the input region whose pixels change the centre output pixel (all-ones weights, no padding)."""
+    convs = [nn.Conv2d(1, 1, k_, stride=s_, bias=False) for k_, s_ in layers]
+    for c in convs:
+        nn.init.ones_(c.weight)
+    x = torch.zeros(1, 1, size, size, requires_grad=True)
+    out = nn.Sequential(*convs)(x)
+    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
+    rows = (x.grad[0, 0].abs().sum(dim=1) > 0).nonzero()
+    return int(rows.max() - rows.min() + 1)
+
+
+assert receptive_field([(3, 1)] * 2) == 5 and receptive_field([(3, 1)] * 3) == 7
+vgg_like = [(3, 1), (3, 1), (2, 2), (3, 1), (3, 1), (2, 2), (3, 1), (3, 1), (3, 1)]
+resnet_stem = [(7, 2), (3, 2), (3, 1), (3, 1)]
+for stack in ([(3, 1)] * 4, vgg_like, resnet_stem, [(5, 2), (3, 2), (3, 2)]):
+    assert receptive_field(stack) == measured_receptive_field(stack), stack
+print("receptive field of the VGG-like stack:", receptive_field(vgg_like))
+
+
+# %% [markdown]
+# ### Exercise 6 (2 points): multiply-adds of an inverted residual
+#
+# Write `inverted_residual_macs(c_in, c_out, h, expand_ratio=6, stride=1, kernel_size=3)`:
+# the multiply-adds of MobileNetV2's block on a `c_in x h x h` input, counting
+# the three convolutions only (no expansion convolution when
+# `expand_ratio == 1`). With padding `k // 2`, the output side is
+# `ceil(h / stride)`.
+
+# %% tags=["solution"] exercise="inverted_residual_macs" forbid=["course_utils.cost", "course_utils.models", "torch.utils.flop_counter"]
+def inverted_residual_macs(c_in: int, c_out: int, h: int, expand_ratio: int = 6, stride: int = 1,
+                           kernel_size: int = 3) -> int:
+    ### BEGIN SOLUTION
+    # Hint: 1x1 expand at h x h, k x k depthwise (one filter per channel) at the output size, 1x1 project.
+    mid = c_in * expand_ratio
+    h_out = -(-h // stride)
+    expand = c_in * mid * h * h if expand_ratio != 1 else 0
+    depthwise = kernel_size * kernel_size * mid * h_out * h_out
+    project = mid * c_out * h_out * h_out
+    return expand + depthwise + project
+    ### END SOLUTION
+
+
+# %% tags=["check"] exercise="inverted_residual_macs" points=2
+assert_no_forbidden_calls(inverted_residual_macs,
+                          ["course_utils.cost", "course_utils.models", "torch.utils.flop_counter"])
+for cin, cout, hh, t, s_, k_ in [(24, 24, 56, 6, 1, 3), (16, 24, 112, 6, 2, 3), (32, 16, 28, 1, 1, 3),
+                                 (40, 80, 14, 6, 2, 5), (64, 64, 7, 4, 2, 3)]:
+    block = InvertedResidual(cin, cout, stride=s_, expand_ratio=t, kernel_size=k_)
+    assert inverted_residual_macs(cin, cout, hh, t, s_, k_) == count_macs(block, (1, cin, hh, hh)), (cin, cout, hh, t)
+print("MACs of InvertedResidual(24, 24) on 56x56:", format_count(inverted_residual_macs(24, 24, 56)))
+
+# %% [markdown]
+# ### Exercise 7 (2 points): an experiment — what do shortcuts do to the gradient?
+#
+# Section 3 measured the gradient at the stem with one fixed seed. Measure it
+# now where the stack of blocks starts, with the *same weights* in the plain
+# and in the residual network. After `seed_everything()`, build one stem
+# `nn.Conv2d(3, 16, 3, padding=1)`, a list `stack` of 24 `BasicBlock(16, 16)`,
+# one head (`nn.AdaptiveAvgPool2d(1)`, `nn.Flatten()`, `nn.Linear(16, 10)`),
+# and one batch `x = torch.randn(16, 3, 16, 16)` with labels
+# `y = torch.randint(0, 10, (16,))`, in that order. Chain them twice: once with
+# each block wrapped in section 3's `PlainBlock` (no shortcut), once with the
+# blocks themselves. For each network compute the cross-entropy on the batch,
+# backpropagate, and keep the norm of the gradient of the first block's first
+# convolution (`stack[0].conv1.conv.weight`): `plain_grad` and `residual_grad`.
+# Put `log10(plain_grad / residual_grad)` (a float) in `log_grad_ratio`, and in
+# `grad_interpretation` write, as a plain string of two or three sentences,
+# what the number says and why shortcuts let much deeper networks train. The
+# grader checks your number against the range of the instructor's runs and
+# passes your text on to the instructor.
+
+# %% tags=["solution"] exercise="shortcut_gradients" experiment={"value": "log_grad_ratio", "interpretation": "grad_interpretation", "tolerance": 0.5}
+### BEGIN SOLUTION
+# Hint: nn.Sequential can chain the same stem, blocks and head twice; gradients accumulate, so clear them in between.
+seed_everything()
+stem = nn.Conv2d(3, 16, 3, padding=1)
+stack = [BasicBlock(16, 16) for _ in range(24)]
+head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+x, y = torch.randn(16, 3, 16, 16), torch.randint(0, 10, (16,))
+first_grads = []
+for body in ([PlainBlock(b) for b in stack], stack):
+    net = nn.Sequential(stem, *body, head)
+    net.zero_grad()
+    nn.functional.cross_entropy(net(x), y).backward()
+    first_grads.append(stack[0].conv1.conv.weight.grad.norm().item())
+plain_grad, residual_grad = first_grads
+log_grad_ratio = math.log10(plain_grad / residual_grad)
+grad_interpretation = (
+    f"With the same weights, the gradient reaching the first block of the 24-block plain network is about "
+    f"{plain_grad / residual_grad:.0f} times larger than in the residual one (log10 ratio {log_grad_ratio:.2f}), and "
+    "it keeps growing with depth: a deep plain stack is badly conditioned, so no single learning rate suits its "
+    "early and its late layers. The identity shortcuts give every block a direct path to the loss; section 3 "
+    "showed the residual gradient still grows with depth, but far less than the plain one, so residual networks "
+    "of a hundred layers and more still train."
+)
+### END SOLUTION
+print(f"first-block gradient: plain {plain_grad:.3g}, residual {residual_grad:.3g}; log10 ratio {log_grad_ratio:.2f}")
+
+# %% tags=["check"] exercise="shortcut_gradients" points=2
+assert isinstance(log_grad_ratio, float), "log_grad_ratio should be a float"
+assert len(stack) == 24 and all(isinstance(b, BasicBlock) for b in stack), "stack: 24 BasicBlock(16, 16)"
+assert plain_grad > 0 and residual_grad > 0, "both gradient norms should be positive"
+assert math.isclose(log_grad_ratio, math.log10(plain_grad / residual_grad), rel_tol=1e-6), \
+    "log_grad_ratio is the base-10 logarithm of plain_grad / residual_grad"
+assert isinstance(grad_interpretation, str) and len(grad_interpretation.split()) >= 10, \
+    "write two or three sentences in grad_interpretation"
+
+# %% [markdown]
+# ## Appendix: the second lecture
+#
+# Sections 1-10 and the exercises are one 90-minute lecture; what follows (transformers, ConvNeXt, the check against torchvision, accuracy versus cost, the measured mini-benchmark, notes on other families and the architecture search) is about another hour: a second lecture or self-study. It runs here, after the exercises, and keeps its section numbers.
+
+# %% [markdown]
 # ## 11 · Transformers: the Vision Transformer
 #
 # ViT (2020) drops convolutions after the first layer: the image is cut into
@@ -1457,304 +1762,6 @@ assert evo_vs_random.paired  # same seeds, same first draws
 # %%
 print(f"the notebook so far took {time.perf_counter() - t_start:.0f} s on this machine "
       f"({'fast' if pick(fast=True, full=False) else 'full'} mode)")
-
-# %% [markdown]
-# ## Exercises
-#
-# Each exercise has a cell for your code and a self-check cell with
-# `assert`s that calls your code and compares it with the package or with
-# PyTorch itself. No error means it passed. Nothing above depends on your
-# answers.
-#
-# ### Exercise 1 (1 point): parameters of a grouped convolution
-#
-# Write `grouped_conv_params(k, c_in, c_out, groups=1, bias=False)`: the
-# number of parameters of a `k x k` convolution from `c_in` to `c_out`
-# channels split into `groups` groups (ResNeXt's cardinality; `groups = c_in`
-# is a depthwise convolution).
-
-# %% tags=["solution"] exercise="grouped_conv_params" forbid=["course_utils.cost"]
-def grouped_conv_params(k: int, c_in: int, c_out: int, groups: int = 1, bias: bool = False) -> int:
-    ### BEGIN SOLUTION
-    # Hint: each of the c_out filters sees only c_in / groups input channels, through a k x k window.
-    return k * k * (c_in // groups) * c_out + (c_out if bias else 0)
-    ### END SOLUTION
-
-
-# %% tags=["check"] exercise="grouped_conv_params" points=1
-from course_utils.selfcheck import assert_no_forbidden_calls
-
-assert_no_forbidden_calls(grouped_conv_params, ["course_utils.cost"])
-for k_, cin, cout, g, b in [(3, 64, 64, 1, False), (3, 128, 128, 32, False), (3, 96, 96, 96, True),
-                            (1, 256, 512, 4, True), (5, 40, 80, 8, False)]:
-    conv = nn.Conv2d(cin, cout, k_, groups=g, bias=b)
-    assert grouped_conv_params(k_, cin, cout, g, b) == count_parameters(conv), (k_, cin, cout, g, b)
-    assert grouped_conv_params(k_, cin, cout, g, b) == conv_params(k_, cin, cout, groups=g, bias=b)
-rx = ResNeXtBottleneck(256, 64, cardinality=32, base_width=4)
-assert grouped_conv_params(3, rx.width, rx.width, 32) == count_parameters(rx.conv2.conv)
-print("grouped 3x3 of the ResNeXt block:", grouped_conv_params(3, rx.width, rx.width, 32),
-      "parameters instead of", grouped_conv_params(3, rx.width, rx.width, 1))
-
-
-# %% [markdown]
-# ### Exercise 2 (2 points): a squeeze-and-excitation block
-#
-# Write `MySE(channels, reduction=16)`: global average pool, a 1x1
-# convolution named `fc1` down to `channels // reduction` channels (with bias),
-# ReLU, a 1x1 convolution named `fc2` back to `channels` (with bias), a
-# sigmoid, and multiply the input by the result.
-
-# %% tags=["solution"] exercise="se_block" forbid=["course_utils.models", "torchvision", "timm"]
-class MySE(nn.Module):
-    def __init__(self, channels: int, reduction: int = 16) -> None:
-        super().__init__()
-        ### BEGIN SOLUTION
-        # Hint: a 1x1 convolution on the pooled (N, C, 1, 1) tensor acts like a linear layer; name the two fc1 and fc2.
-        self.fc1 = nn.Conv2d(channels, channels // reduction, 1)
-        self.fc2 = nn.Conv2d(channels // reduction, channels, 1)
-        ### END SOLUTION
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ### BEGIN SOLUTION
-        # Hint: average over the two spatial dimensions (keep them, with size 1), squeeze and excite, then scale x.
-        s = x.mean(dim=(2, 3), keepdim=True)
-        s = torch.sigmoid(self.fc2(torch.relu(self.fc1(s))))
-        return x * s
-        ### END SOLUTION
-
-
-# %% tags=["check"] exercise="se_block" points=2
-for method in (MySE.__init__, MySE.forward):
-    assert_no_forbidden_calls(method, ["course_utils.models", "torchvision", "timm"])
-torch.manual_seed(0)
-mine = MySE(64, reduction=16)
-ref = SqueezeExcite(64, rd_channels=4)
-assert count_parameters(mine) == count_parameters(ref) == 2 * 64 * 4 + 4 + 64
-ref.load_state_dict(mine.state_dict())
-x = torch.randn(3, 64, 8, 8)
-assert mine(x).shape == x.shape
-assert torch.allclose(mine(x), ref(x), atol=1e-6), "same weights, same output as the package's SqueezeExcite"
-xp = x.abs()
-assert (mine(xp) <= xp + 1e-6).all(), "a sigmoid gate only scales channels down"
-print("MySE matches SqueezeExcite; parameters:", count_parameters(mine))
-
-
-# %% [markdown]
-# ### Exercise 3 (2 points): make a block residual
-#
-# Write `Residual(body, shortcut=None)`, a module that turns any plain block
-# `body` into a residual one: `relu(shortcut(x) + body(x))`, where the
-# shortcut is the identity when `None` is given (or a projection such as a
-# strided 1x1 convolution when the shapes change). It must add no parameters
-# of its own.
-
-# %% tags=["solution"] exercise="residual_from_plain" forbid=["course_utils.models", "torchvision", "timm"]
-class Residual(nn.Module):
-    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None) -> None:
-        super().__init__()
-        ### BEGIN SOLUTION
-        # Hint: modules stored as attributes register their parameters; torch.nn has a module that returns its input.
-        self.body = body
-        self.shortcut = nn.Identity() if shortcut is None else shortcut
-        ### END SOLUTION
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ### BEGIN SOLUTION
-        # Hint: add before the final ReLU.
-        return torch.relu(self.shortcut(x) + self.body(x))
-        ### END SOLUTION
-
-
-# %% tags=["check"] exercise="residual_from_plain" points=2
-for method in (Residual.__init__, Residual.forward):
-    assert_no_forbidden_calls(method, ["course_utils.models", "torchvision", "timm"])
-torch.manual_seed(0)
-x = torch.randn(2, 16, 8, 8)
-same = BasicBlock(16, 16).eval()
-mine = Residual(nn.Sequential(same.conv1, same.conv2)).eval()
-assert torch.allclose(mine(x), same(x), atol=1e-6), "identity shortcut: must equal the package's BasicBlock"
-down = BasicBlock(16, 32, stride=2).eval()
-mine_down = Residual(nn.Sequential(down.conv1, down.conv2), down.shortcut).eval()
-assert torch.allclose(mine_down(x), down(x), atol=1e-6), "projection shortcut: must equal BasicBlock(16, 32, stride=2)"
-assert count_parameters(mine_down) == count_parameters(down), "no parameters of its own"
-body = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1))
-assert not torch.allclose(Residual(body)(x), body(x)), "the shortcut must change the output"
-print("Residual(body) reproduces ResNet's basic block, with and without projection")
-
-
-# %% [markdown]
-# ### Exercise 4 (2 points): EfficientNet's compound scaling
-#
-# Write `scaling_factors(phi, alpha=1.2, beta=1.1, gamma=1.15, base_resolution=224)`
-# returning `(depth_mult, width_mult, resolution, flops_mult)` with the
-# resolution rounded to an int, and `solve_gamma(alpha, beta, target=2.0)`:
-# the `gamma` for which `alpha * beta^2 * gamma^2` equals `target`.
-
-# %% tags=["solution"] exercise="compound_scaling" forbid=["course_utils.models"]
-def scaling_factors(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15,
-                    base_resolution: int = 224) -> tuple[float, float, int, float]:
-    ### BEGIN SOLUTION
-    # Hint: each multiplier is its constant to the power phi; FLOPs grow with depth, width squared and resolution squared.
-    depth, width = alpha**phi, beta**phi
-    resolution = int(round(base_resolution * gamma**phi))
-    return depth, width, resolution, (alpha * beta**2 * gamma**2) ** phi
-    ### END SOLUTION
-
-
-def solve_gamma(alpha: float, beta: float, target: float = 2.0) -> float:
-    ### BEGIN SOLUTION
-    # Hint: isolate gamma**2 in the equation first; math has the last step.
-    return math.sqrt(target / (alpha * beta**2))
-    ### END SOLUTION
-
-
-# %% tags=["check"] exercise="compound_scaling" points=2
-for fn in (scaling_factors, solve_gamma):
-    assert_no_forbidden_calls(fn, ["course_utils.models"])
-for phi in (0, 1, 2, 3.5):
-    d_, w_, r_, f_ = scaling_factors(phi)
-    ref = compound_scaling(phi)
-    assert math.isclose(d_, ref.depth_mult) and math.isclose(w_, ref.width_mult)
-    assert r_ == ref.resolution and isinstance(r_, int) and math.isclose(f_, ref.flops_mult)
-g = solve_gamma(1.2, 1.1)
-assert math.isclose(1.2 * 1.1**2 * g**2, 2.0)
-assert math.isclose(scaling_factors(1, gamma=g)[3], 2.0), "with the solved gamma one step of phi doubles the cost"
-print(f"gamma for an exact doubling: {g:.4f}; phi = 2 -> depth, width, resolution, FLOPs multipliers",
-      [round(v, 3) for v in scaling_factors(2)])
-
-
-# %% [markdown]
-# ### Exercise 5 (2 points): receptive field of a stack
-#
-# Write `receptive_field(layers)` for a list of `(kernel_size, stride)`
-# pairs (convolutions and pools in order): the side of the input window that
-# one output pixel sees. Each layer adds `(k - 1) * j` pixels, where `j` is
-# the product of the strides before it. The check measures the true answer
-# with autograd.
-
-# %% tags=["solution"] exercise="receptive_field" forbid=["course_utils.cost", "course_utils.models"]
-def receptive_field(layers: list[tuple[int, int]]) -> int:
-    ### BEGIN SOLUTION
-    # Hint: carry two numbers through the loop: the field (one pixel before any layer) and the jump j; update the field first.
-    r, jump = 1, 1
-    for k_, s_ in layers:
-        r += (k_ - 1) * jump
-        jump *= s_
-    return r
-    ### END SOLUTION
-
-
-# %% tags=["check"] exercise="receptive_field" points=2
-assert_no_forbidden_calls(receptive_field, ["course_utils.cost", "course_utils.models"])
-
-
-def measured_receptive_field(layers: list[tuple[int, int]], size: int = 96) -> int:
-    """Side of the input region whose pixels change the centre output pixel (all-ones weights, no padding)."""
-    convs = [nn.Conv2d(1, 1, k_, stride=s_, bias=False) for k_, s_ in layers]
-    for c in convs:
-        nn.init.ones_(c.weight)
-    x = torch.zeros(1, 1, size, size, requires_grad=True)
-    out = nn.Sequential(*convs)(x)
-    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
-    rows = (x.grad[0, 0].abs().sum(dim=1) > 0).nonzero()
-    return int(rows.max() - rows.min() + 1)
-
-
-assert receptive_field([(3, 1)] * 2) == 5 and receptive_field([(3, 1)] * 3) == 7
-vgg_like = [(3, 1), (3, 1), (2, 2), (3, 1), (3, 1), (2, 2), (3, 1), (3, 1), (3, 1)]
-resnet_stem = [(7, 2), (3, 2), (3, 1), (3, 1)]
-for stack in ([(3, 1)] * 4, vgg_like, resnet_stem, [(5, 2), (3, 2), (3, 2)]):
-    assert receptive_field(stack) == measured_receptive_field(stack), stack
-print("receptive field of the VGG-like stack:", receptive_field(vgg_like))
-
-
-# %% [markdown]
-# ### Exercise 6 (2 points): multiply-adds of an inverted residual
-#
-# Write `inverted_residual_macs(c_in, c_out, h, expand_ratio=6, stride=1, kernel_size=3)`:
-# the multiply-adds of MobileNetV2's block on a `c_in x h x h` input, counting
-# the three convolutions only (no expansion convolution when
-# `expand_ratio == 1`). With padding `k // 2`, the output side is
-# `ceil(h / stride)`.
-
-# %% tags=["solution"] exercise="inverted_residual_macs" forbid=["course_utils.cost", "course_utils.models", "torch.utils.flop_counter"]
-def inverted_residual_macs(c_in: int, c_out: int, h: int, expand_ratio: int = 6, stride: int = 1,
-                           kernel_size: int = 3) -> int:
-    ### BEGIN SOLUTION
-    # Hint: 1x1 expand at h x h, k x k depthwise (one filter per channel) at the output size, 1x1 project.
-    mid = c_in * expand_ratio
-    h_out = -(-h // stride)
-    expand = c_in * mid * h * h if expand_ratio != 1 else 0
-    depthwise = kernel_size * kernel_size * mid * h_out * h_out
-    project = mid * c_out * h_out * h_out
-    return expand + depthwise + project
-    ### END SOLUTION
-
-
-# %% tags=["check"] exercise="inverted_residual_macs" points=2
-assert_no_forbidden_calls(inverted_residual_macs,
-                          ["course_utils.cost", "course_utils.models", "torch.utils.flop_counter"])
-for cin, cout, hh, t, s_, k_ in [(24, 24, 56, 6, 1, 3), (16, 24, 112, 6, 2, 3), (32, 16, 28, 1, 1, 3),
-                                 (40, 80, 14, 6, 2, 5), (64, 64, 7, 4, 2, 3)]:
-    block = InvertedResidual(cin, cout, stride=s_, expand_ratio=t, kernel_size=k_)
-    assert inverted_residual_macs(cin, cout, hh, t, s_, k_) == count_macs(block, (1, cin, hh, hh)), (cin, cout, hh, t)
-print("MACs of InvertedResidual(24, 24) on 56x56:", format_count(inverted_residual_macs(24, 24, 56)))
-
-# %% [markdown]
-# ### Exercise 7 (2 points): an experiment — what do shortcuts do to the gradient?
-#
-# Section 3 measured the gradient at the stem with one fixed seed. Measure it
-# now where the stack of blocks starts, with the *same weights* in the plain
-# and in the residual network. After `seed_everything()`, build one stem
-# `nn.Conv2d(3, 16, 3, padding=1)`, a list `stack` of 24 `BasicBlock(16, 16)`,
-# one head (`nn.AdaptiveAvgPool2d(1)`, `nn.Flatten()`, `nn.Linear(16, 10)`),
-# and one batch `x = torch.randn(16, 3, 16, 16)` with labels
-# `y = torch.randint(0, 10, (16,))`, in that order. Chain them twice: once with
-# each block wrapped in section 3's `PlainBlock` (no shortcut), once with the
-# blocks themselves. For each network compute the cross-entropy on the batch,
-# backpropagate, and keep the norm of the gradient of the first block's first
-# convolution (`stack[0].conv1.conv.weight`): `plain_grad` and `residual_grad`.
-# Put `log10(plain_grad / residual_grad)` (a float) in `log_grad_ratio`, and in
-# `grad_interpretation` write, as a plain string of two or three sentences,
-# what the number says and why shortcuts let much deeper networks train. The
-# grader checks your number against the range of the instructor's runs and
-# passes your text on to the instructor.
-
-# %% tags=["solution"] exercise="shortcut_gradients" experiment={"value": "log_grad_ratio", "interpretation": "grad_interpretation", "tolerance": 0.5}
-### BEGIN SOLUTION
-# Hint: nn.Sequential can chain the same stem, blocks and head twice; gradients accumulate, so clear them in between.
-seed_everything()
-stem = nn.Conv2d(3, 16, 3, padding=1)
-stack = [BasicBlock(16, 16) for _ in range(24)]
-head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
-x, y = torch.randn(16, 3, 16, 16), torch.randint(0, 10, (16,))
-first_grads = []
-for body in ([PlainBlock(b) for b in stack], stack):
-    net = nn.Sequential(stem, *body, head)
-    net.zero_grad()
-    nn.functional.cross_entropy(net(x), y).backward()
-    first_grads.append(stack[0].conv1.conv.weight.grad.norm().item())
-plain_grad, residual_grad = first_grads
-log_grad_ratio = math.log10(plain_grad / residual_grad)
-grad_interpretation = (
-    f"With the same weights, the gradient reaching the first block of the 24-block plain network is about "
-    f"{plain_grad / residual_grad:.0f} times larger than in the residual one (log10 ratio {log_grad_ratio:.2f}), and "
-    "it keeps growing with depth: a deep plain stack is badly conditioned, so no single learning rate suits its "
-    "early and its late layers. The identity shortcuts give every block a direct path to the loss; section 3 "
-    "showed the residual gradient still grows with depth, but far less than the plain one, so residual networks "
-    "of a hundred layers and more still train."
-)
-### END SOLUTION
-print(f"first-block gradient: plain {plain_grad:.3g}, residual {residual_grad:.3g}; log10 ratio {log_grad_ratio:.2f}")
-
-# %% tags=["check"] exercise="shortcut_gradients" points=2
-assert isinstance(log_grad_ratio, float), "log_grad_ratio should be a float"
-assert len(stack) == 24 and all(isinstance(b, BasicBlock) for b in stack), "stack: 24 BasicBlock(16, 16)"
-assert plain_grad > 0 and residual_grad > 0, "both gradient norms should be positive"
-assert math.isclose(log_grad_ratio, math.log10(plain_grad / residual_grad), rel_tol=1e-6), \
-    "log_grad_ratio is the base-10 logarithm of plain_grad / residual_grad"
-assert isinstance(grad_interpretation, str) and len(grad_interpretation.split()) >= 10, \
-    "write two or three sentences in grad_interpretation"
 
 # %% [markdown]
 # ## What next
