@@ -98,6 +98,17 @@ def _check_paired(x: Tensor, y: Tensor) -> None:
         )
 
 
+def _pairwise_inputs(x: ArrayLike, y: ArrayLike | None) -> tuple[Tensor, Tensor | None, bool]:
+    """``(x, y or None, x was NumPy)`` as checked tensors, ``y`` on ``x``'s device and dtype."""
+    xt, was_np = _as_tensor(x, "x")
+    if y is None:
+        _check_2d(xt, "x")
+        return xt, None, was_np
+    yt, _ = _as_tensor(y, "y")
+    _check_pairwise(xt, yt)
+    return xt, yt.to(device=xt.device, dtype=xt.dtype), was_np
+
+
 def _check_pairwise(x: Tensor, y: Tensor) -> None:
     _check_2d(x, "x")
     _check_2d(y, "y")
@@ -238,14 +249,7 @@ def pairwise_distance(x: ArrayLike, y: ArrayLike | None = None, *, metric: Metri
         Distance matrix, shape (N, M) (or (N, N)).
     """
     _check_metric(metric)
-    xt, was_np = _as_tensor(x, "x")
-    yt = None
-    if y is not None:
-        yt, _ = _as_tensor(y, "y")
-        _check_pairwise(xt, yt)
-        yt = yt.to(device=xt.device, dtype=xt.dtype)
-    else:
-        _check_2d(xt, "x")
+    xt, yt, was_np = _pairwise_inputs(x, y)
     return _back(_PAIRWISE[metric](xt, yt), was_np)
 
 
@@ -271,14 +275,7 @@ def pairwise_cosine_distance(x: ArrayLike, y: ArrayLike | None = None) -> ArrayL
 
 def pairwise_cosine_similarity(x: ArrayLike, y: ArrayLike | None = None) -> ArrayLike:
     """Cosine similarities: (N, D), (M, D) -> (N, M). Higher means more alike."""
-    xt, was_np = _as_tensor(x, "x")
-    yt = None
-    if y is not None:
-        yt, _ = _as_tensor(y, "y")
-        _check_pairwise(xt, yt)
-        yt = yt.to(device=xt.device, dtype=xt.dtype)
-    else:
-        _check_2d(xt, "x")
+    xt, yt, was_np = _pairwise_inputs(x, y)
     return _back(_pw_cos(xt, yt), was_np)
 
 
